@@ -1,0 +1,253 @@
+"""Dataset contracts: one YAML file per dataset, validated into typed settings.
+
+A contract is the only thing a platform engineer writes to register a dataset, so an invalid one
+must be refused with a message naming the file and the offending key. This module imports no
+pandas: the DAG factory loads contracts while the dag-processor parses DAG files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONTRACTS_DIR_ENV = "GOVERNANCE_CONTRACTS_DIR"
+DATA_ROOT_ENV = "GOVERNANCE_DATA_ROOT"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+
+
+class ContractError(ValueError):
+    """A contract file that cannot be used, with the file and key that made it so."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Strict):
+    """How the day's landing files are read."""
+
+    format: Literal["csv", "tsv", "jsonl", "parquet"]
+    pattern: str = "*"
+    encoding: str = "utf-8"
+    separator: str | None = None
+    header: bool = True
+    columns: list[str] | None = None
+    quoting: Literal["minimal", "none"] = "minimal"
+    max_line_bytes: int = Field(default=1_000_000, gt=0)
+
+    @property
+    def delimiter(self) -> str:
+        if self.separator is not None:
+            return self.separator
+        return "\t" if self.format == "tsv" else ","
+
+    @model_validator(mode="after")
+    def _columns_when_headerless(self) -> SourceSpec:
+        if self.format in ("csv", "tsv") and not self.header and not self.columns:
+            raise ValueError("columns: required when header is false")
+        if self.separator is not None and len(self.separator) != 1:
+            raise ValueError("separator: must be a single character")
+        return self
+
+
+class LabelSpec(_Strict):
+    """The label vocabulary and how dirty spellings map onto it."""
+
+    column: str | None = None
+    classes: list[str] = Field(min_length=2)
+    case_insensitive: bool = True
+    aliases: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _aliases_point_to_classes(self) -> LabelSpec:
+        unknown = sorted({v for v in self.aliases.values() if v not in self.classes})
+        if unknown:
+            raise ValueError(f"aliases: map to unknown classes {unknown}")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes: must be unique")
+        return self
+
+
+class AnnotatorSpec(_Strict):
+    """Several raters per item: one column per rater (wide) or one row per vote (long)."""
+
+    layout: Literal["wide", "long"]
+    columns: list[str] | None = None
+    annotator_column: str | None = None
+    label_column: str | None = None
+
+    @model_validator(mode="after")
+    def _layout_fields(self) -> AnnotatorSpec:
+        if self.layout == "wide" and not self.columns:
+            raise ValueError("columns: required for the wide layout")
+        if self.layout == "long" and not (self.annotator_column and self.label_column):
+            raise ValueError("annotator_column and label_column: required for the long layout")
+        return self
+
+
+class ColumnCheck(_Strict):
+    """Row checks on one column; each failing row is quarantined with the check's name."""
+
+    column: str
+    required: bool = False
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=1)
+    allowed: list[str] | None = None
+    pattern: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class TextSpec(_Strict):
+    column: str
+    min_length: int = Field(default=1, ge=0)
+    max_length: int = Field(default=10_000, ge=1)
+
+
+class IdSpec(_Strict):
+    """An id column, or none: then the id is derived from the content and its provenance."""
+
+    column: str | None = None
+
+
+class DedupSpec(_Strict):
+    near_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    ngram: int = Field(default=1, ge=1, le=5)
+    num_perm: int = Field(default=128, ge=16, le=512)
+    near_action: Literal["drop", "keep"] = "drop"
+    conflict_action: Literal["quarantine", "majority"] = "quarantine"
+
+
+class SplitSpec(_Strict):
+    train: float = Field(default=0.8, gt=0.0, lt=1.0)
+    val: float = Field(default=0.1, ge=0.0, lt=1.0)
+    test: float = Field(default=0.1, gt=0.0, lt=1.0)
+    salt: str = ""
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> SplitSpec:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"train + val + test must be 1, got {total:g}")
+        return self
+
+    @property
+    def fractions(self) -> dict[str, float]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+class LandingSpec(_Strict):
+    """When the day's partition counts as arrived and how long to wait for it."""
+
+    ready_marker: str | None = None
+    poke_interval_minutes: float = Field(default=5.0, gt=0)
+    timeout_hours: float = Field(default=6.0, gt=0)
+
+
+class GateSpec(_Strict):
+    """Thresholds the gate enforces before publishing (audit figures come later)."""
+
+    max_quarantine_rate: float = Field(default=0.2, ge=0.0, le=1.0)
+    max_duplicate_rate: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class Contract(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    owner: str = "data-platform"
+    tags: list[str] = Field(default_factory=list)
+    schedule: str = "@daily"
+    start_date: str = "2026-01-01"
+    source: SourceSpec
+    id: IdSpec = Field(default_factory=IdSpec)
+    text: TextSpec
+    labels: LabelSpec
+    annotators: AnnotatorSpec | None = None
+    checks: list[ColumnCheck] = Field(default_factory=list)
+    dedup: DedupSpec = Field(default_factory=DedupSpec)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    landing: LandingSpec = Field(default_factory=LandingSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
+
+    @model_validator(mode="after")
+    def _label_source(self) -> Contract:
+        if self.labels.column is None and self.annotators is None:
+            raise ValueError("labels.column: required unless annotators are declared")
+        if self.annotators and self.annotators.layout == "long" and self.id.column is None:
+            raise ValueError("id.column: required for the long annotator layout")
+        return self
+
+    @property
+    def source_columns(self) -> list[str]:
+        """Columns the contract reads from every record."""
+        names = [self.text.column]
+        if self.id.column:
+            names.append(self.id.column)
+        if self.labels.column:
+            names.append(self.labels.column)
+        if self.annotators:
+            if self.annotators.layout == "wide":
+                names.extend(self.annotators.columns or [])
+            else:
+                names.extend([self.annotators.annotator_column, self.annotators.label_column])
+        names.extend(check.column for check in self.checks)
+        return list(dict.fromkeys(n for n in names if n))
+
+    @property
+    def dag_id(self) -> str:
+        return f"govern_{self.name}"
+
+
+def contracts_dir() -> Path:
+    return Path(os.environ.get(CONTRACTS_DIR_ENV, PROJECT_ROOT / "include" / "contracts"))
+
+
+def data_root() -> Path:
+    return Path(os.environ.get(DATA_ROOT_ENV, PROJECT_ROOT / "data"))
+
+
+def _key_path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "<root>"
+
+
+def load_contract(path: str | Path) -> Contract:
+    """Parse and validate one contract file; raise ContractError naming the file and key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContractError(f"{path}: cannot be read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{path}: is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ContractError(f"{path}: must be a mapping of keys, got {type(raw).__name__}")
+    try:
+        contract = Contract.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"key '{_key_path(err['loc'])}': {err['msg']}" for err in exc.errors()
+        )
+        raise ContractError(f"{path}: {problems}") from None
+    if contract.name != path.stem:
+        raise ContractError(f"{path}: key 'name': '{contract.name}' must match the file name")
+    return contract
+
+
+def load_contracts(directory: str | Path | None = None) -> list[Contract]:
+    """Every contract in the directory, sorted by name."""
+    directory = Path(directory) if directory is not None else contracts_dir()
+    return [load_contract(p) for p in sorted(directory.glob("*.yaml"))]

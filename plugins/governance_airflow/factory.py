@@ -1,0 +1,129 @@
+"""Builds the nightly governance DAG of one dataset contract.
+
+Only wiring lives here: every task hands its context to ``governance_airflow.runtime``, which
+imports the core lazily. Parsing this module costs airflow.sdk, pydantic and yaml, nothing more.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from governance.contracts import Contract, ContractError, contracts_dir, data_root, load_contract
+from governance_airflow.runtime import run_stage
+from governance_airflow.sensors import LandingPartitionSensor
+
+log = logging.getLogger(__name__)
+
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def task_defaults(owner: str) -> dict[str, Any]:
+    """Retries with exponential backoff, a cap on the delay and a timeout on every task."""
+    return {
+        "owner": owner,
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=1),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=30),
+        "execution_timeout": dt.timedelta(hours=1),
+    }
+
+
+def curated_asset(contract: Contract) -> Asset:
+    """The published versions of a dataset; fine-tune DAGs are scheduled on it."""
+    path = data_root() / "curated" / contract.name
+    return Asset(name=f"curated_{contract.name}", uri=path.as_uri(), group="governance")
+
+
+def manual_params(contract: Contract) -> dict[str, Param]:
+    """The trigger form. JSON-schema validation refuses a bad value before any task runs."""
+    return {
+        "day": Param(
+            None, type=["null", "string"], pattern=DAY_PATTERN, format="date",
+            title="Partition date", description="YYYY-MM-DD; empty: the run's data interval start.",
+        ),
+        "dry_run": Param(False, type="boolean", title="Dry run",
+                         description="Compute everything, publish nothing."),
+        "near_threshold": Param(
+            None, type=["null", "number"], exclusiveMinimum=0, maximum=1,
+            title="Near-duplicate Jaccard threshold",
+            description=f"Empty: the contract's {contract.dedup.near_threshold}.",
+        ),
+        "max_quarantine_rate": Param(
+            None, type=["null", "number"], minimum=0, maximum=1,
+            title="Max quarantine rate",
+            description=f"Empty: the contract's {contract.gate.max_quarantine_rate}.",
+        ),
+        "max_duplicate_rate": Param(
+            None, type=["null", "number"], minimum=0, maximum=1,
+            title="Max duplicate rate",
+            description=f"Empty: the contract's {contract.gate.max_duplicate_rate}.",
+        ),
+    }
+
+
+def build_governance_dag(contract: Contract) -> DAG:
+    asset = curated_asset(contract)
+    with DAG(
+        dag_id=contract.dag_id,
+        description=contract.description or f"Nightly governance of {contract.name}",
+        schedule=CronDataIntervalTimetable(contract.schedule, timezone="UTC"),
+        start_date=dt.datetime.fromisoformat(contract.start_date).replace(tzinfo=dt.UTC),
+        catchup=False,
+        max_active_runs=1,
+        default_args=task_defaults(contract.owner),
+        params=manual_params(contract),
+        tags=["governance", contract.name, *contract.tags],
+        doc_md=__doc__,
+    ) as dag:
+        wait = LandingPartitionSensor(task_id="wait_for_partition", contract=contract)
+
+        @task
+        def ingest_validate() -> dict[str, Any]:
+            return run_stage("ingest", contract, get_current_context())
+
+        @task
+        def deduplicate() -> dict[str, Any]:
+            return run_stage("dedup", contract, get_current_context())
+
+        @task
+        def split() -> dict[str, Any]:
+            return run_stage("split", contract, get_current_context())
+
+        # The labeling audit and the quality gate run here, between split and publish.
+
+        @task(outlets=[asset])
+        def publish() -> dict[str, Any]:
+            context = get_current_context()
+            manifest = run_stage("publish", contract, context)
+            summary = {"version": manifest["version"], "counts": manifest["counts"]}
+            if manifest["dry_run"]:
+                context["ti"].xcom_push(key="dry_run_summary", value=summary)
+                raise AirflowSkipException("dry run: computed everything, published nothing")
+            context["outlet_events"][asset].extra = {
+                "version": manifest["version"],
+                "rows": manifest["conservation"]["rows_in"],
+            }
+            return summary
+
+        wait >> ingest_validate() >> deduplicate() >> split() >> publish()
+    return dag
+
+
+def build_all(directory: Any = None) -> dict[str, DAG]:
+    """One DAG per valid contract; an invalid contract is logged with its file and key."""
+    directory = directory or contracts_dir()
+    dags: dict[str, DAG] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            contract = load_contract(path)
+        except ContractError as exc:
+            log.error("Skipping invalid dataset contract: %s", exc)
+            continue
+        dags[contract.dag_id] = build_governance_dag(contract)
+    return dags

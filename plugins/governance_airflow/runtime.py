@@ -1,0 +1,81 @@
+"""The thin adapter between Airflow's task context and the governance core.
+
+Tasks call in here; the heavy core (pandas, pandera...) is imported only when a task runs, never
+while the dag-processor parses DAG files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from governance.contracts import Contract
+
+if TYPE_CHECKING:
+    from governance.pipeline import DayRun
+
+PARAM_OVERRIDES = {
+    "near_threshold": ("dedup", "near_threshold"),
+    "max_quarantine_rate": ("gate", "max_quarantine_rate"),
+    "max_duplicate_rate": ("gate", "max_duplicate_rate"),
+}
+
+
+def resolve_day(context: Any) -> str:
+    """The partition a run processes: the ``day`` Param, else the start of its data interval."""
+    params = context.get("params") or {}
+    if params.get("day"):
+        return str(params["day"])
+    start = context.get("data_interval_start") or context.get("logical_date")
+    if start is None:
+        dag_run = context["dag_run"]
+        start = dag_run.run_after
+    return start.date().isoformat() if isinstance(start, dt.datetime) else str(start)[:10]
+
+
+def effective_contract(contract: Contract, params: dict[str, Any]) -> Contract:
+    """The contract with the thresholds a manual trigger overrode."""
+    sections: dict[str, dict[str, Any]] = {}
+    for param, (section, key) in PARAM_OVERRIDES.items():
+        if params.get(param) is not None:
+            sections.setdefault(section, {})[key] = params[param]
+    if not sections:
+        return contract
+    raw = contract.model_dump()
+    for section, values in sections.items():
+        raw[section] = {**raw[section], **values}
+    return Contract.model_validate(raw)
+
+
+def day_run(contract: Contract, context: Any) -> DayRun:
+    from governance.pipeline import DayRun
+
+    params = context.get("params") or {}
+    ti = context["ti"]
+    return DayRun(
+        contract=effective_contract(contract, params),
+        day=resolve_day(context),
+        run_id=context["run_id"],
+        dry_run=bool(params.get("dry_run", False)),
+        lineage={
+            "dag_id": ti.dag_id,
+            "task_id": ti.task_id,
+            "try_number": ti.try_number,
+            "map_index": getattr(ti, "map_index", -1),
+        },
+    )
+
+
+def run_stage(stage: str, contract: Contract, context: Any) -> dict[str, Any]:
+    """Run one pipeline stage; errors that a retry cannot fix fail the task at once."""
+    from governance import pipeline
+    from governance.errors import NonRetryableError
+    from governance.publish import ConservationError
+
+    run = day_run(contract, context)
+    try:
+        return getattr(pipeline, f"stage_{stage}")(run)
+    except (NonRetryableError, ConservationError) as exc:
+        raise AirflowFailException(f"{contract.name} {run.day} {stage}: {exc}") from exc

@@ -1,0 +1,61 @@
+"""Test settings: a private Airflow home and data root, so tests never touch a user's state.
+
+Airflow reads its configuration at first import, so the environment is set here, before any test
+module imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+TEST_AIRFLOW_HOME = PROJECT_ROOT / ".airflow-test"
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(TEST_AIRFLOW_HOME),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{TEST_AIRFLOW_HOME}/airflow.db",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "HF_HUB_OFFLINE": "1",
+    }
+)
+for folder in ("plugins", "dags"):
+    if str(PROJECT_ROOT / folder) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT / folder))
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated metadata database for tests that run DAGs through Airflow."""
+    db = TEST_AIRFLOW_HOME / "airflow.db"
+    if not db.exists():
+        TEST_AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            check=True, capture_output=True, env=os.environ.copy(),
+        )
+    return db
+
+
+@pytest.fixture
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data root for one test."""
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("GOVERNANCE_DATA_ROOT", str(root))
+    return root
+
+
+@pytest.fixture
+def shared_datasets() -> Path:
+    assert SHARED_DATASETS.is_dir(), f"the shared datasets must lie at {SHARED_DATASETS}"
+    return SHARED_DATASETS
