@@ -31,8 +31,9 @@ def measure(path: Path, repeats: int) -> dict[str, float]:
     runs = []
     for _ in range(repeats):
         code = PROBE.format(plugins=str(ROOT / "plugins"), dags=str(ROOT / "dags"), path=str(path))
-        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                             text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        )
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return {
         "sdk_import_s": statistics.median(r["sdk_s"] for r in runs),
@@ -48,8 +49,10 @@ def main() -> None:
     results = {p.name: measure(p, args.repeats) for p in sorted((ROOT / "dags").glob("*.py"))}
     print(f"{'DAG file':30} {'airflow.sdk':>12} {'file (median)':>14} {'file (max)':>11}")
     for name, r in results.items():
-        print(f"{name:30} {r['sdk_import_s']:11.3f}s {r['file_parse_s']:13.3f}s "
-              f"{r['file_parse_max_s']:10.3f}s")
+        print(
+            f"{name:30} {r['sdk_import_s']:11.3f}s {r['file_parse_s']:13.3f}s "
+            f"{r['file_parse_max_s']:10.3f}s"
+        )
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "dag_parse.json").write_text(json.dumps(results, indent=2))

@@ -41,7 +41,9 @@ def airflow_db() -> Path:
         TEST_AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"],
-            check=True, capture_output=True, env=os.environ.copy(),
+            check=True,
+            capture_output=True,
+            env=os.environ.copy(),
         )
     return db
 

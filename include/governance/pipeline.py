@@ -157,22 +157,26 @@ def stage_split(run: DayRun) -> dict[str, Any]:
     assignments = _load(run, "assignments")
     quarantined = set(_load(run, "quarantine_dedup")[F.ITEM_ID].dropna())
     kept = items.merge(
-        assignments[[F.ITEM_ID, F.CLUSTER_ID, "kept", "history_split"]], on=F.ITEM_ID,
-        how="left", validate="one_to_one",
+        assignments[[F.ITEM_ID, F.CLUSTER_ID, "kept", "history_split"]],
+        on=F.ITEM_ID,
+        how="left",
+        validate="one_to_one",
     )
     kept = kept[kept["kept"].fillna(False).astype(bool) & ~kept[F.ITEM_ID].isin(quarantined)]
     history, _ = load_history(run)
     kept = kept.reset_index(drop=True)
-    kept[F.SPLIT] = assign_splits(kept, run.contract.split.fractions, history,
-                                  salt=run.contract.split.salt)
+    kept[F.SPLIT] = assign_splits(
+        kept, run.contract.split.fractions, history, salt=run.contract.split.salt
+    )
     _save(run, "splits", kept[PUBLISHED_COLUMNS])
     sizes = split_sizes(kept)
     _save_json(run, "split", sizes)
     return sizes
 
 
-def _split_of_kept(duplicates: pd.DataFrame, splits: pd.DataFrame,
-                   history: pd.DataFrame | None) -> pd.Series:
+def _split_of_kept(
+    duplicates: pd.DataFrame, splits: pd.DataFrame, history: pd.DataFrame | None
+) -> pd.Series:
     registry = splits.set_index(F.ITEM_ID)[F.SPLIT]
     if history is not None and not history.empty:
         old = history.drop_duplicates(F.ITEM_ID).set_index(F.ITEM_ID)[F.SPLIT]
@@ -235,10 +239,13 @@ def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, An
             "rows_in": ingest["rows_in"],
             "quarantined": {
                 "total": int(quarantine[F.N_SOURCE_ROWS].sum()),
-                "by_stage": {k: int(v) for k, v in
-                             quarantine.groupby(F.STAGE)[F.N_SOURCE_ROWS].sum().items()},
-                "by_reason": {k: int(v) for k, v in
-                              reasons.str.split(":").str[0].value_counts().sort_index().items()},
+                "by_stage": {
+                    k: int(v) for k, v in quarantine.groupby(F.STAGE)[F.N_SOURCE_ROWS].sum().items()
+                },
+                "by_reason": {
+                    k: int(v)
+                    for k, v in reasons.str.split(":").str[0].value_counts().sort_index().items()
+                },
             },
             "duplicates": {"exact": int(kinds.get("exact", 0)), "near": int(kinds.get("near", 0))},
             "conflicts": len(tables["conflicts"]),

@@ -136,8 +136,11 @@ def publish_version(
     for name, frame in tables.items():
         path = staging / f"{name}.parquet"
         write_parquet(frame, path)
-        outputs[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size,
-                              "rows": len(frame)}
+        outputs[path.name] = {
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+            "rows": len(frame),
+        }
     for path in staging.iterdir():
         with path.open("rb") as handle:
             os.fsync(handle.fileno())

@@ -31,12 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     from governance.evaluation import evaluate_version, format_scores
     from governance.publish import read_manifest
     from governance.summary import format_day_summary
+
     from governance_airflow.factory import build_governance_dag
 
     root = data_root()
     contract = load_contract(contracts_dir() / f"{DEMO_DATASET}.yaml")
-    truths = generate_feed(root / "landing", root / "truth", args.start, args.days,
-                           items_per_day=args.items_per_day, seed=args.seed, dataset=DEMO_DATASET)
+    truths = generate_feed(
+        root / "landing",
+        root / "truth",
+        args.start,
+        args.days,
+        items_per_day=args.items_per_day,
+        seed=args.seed,
+        dataset=DEMO_DATASET,
+    )
     print(f"Generated {args.days} days of '{DEMO_DATASET}' under {root / 'landing'}")
     dag = build_governance_dag(contract)
 

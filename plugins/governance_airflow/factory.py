@@ -12,8 +12,8 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
-
 from governance.contracts import Contract, ContractError, contracts_dir, data_root, load_contract
+
 from governance_airflow.runtime import run_stage
 from governance_airflow.sensors import LandingPartitionSensor
 
@@ -44,23 +44,40 @@ def manual_params(contract: Contract) -> dict[str, Param]:
     """The trigger form. JSON-schema validation refuses a bad value before any task runs."""
     return {
         "day": Param(
-            None, type=["null", "string"], pattern=DAY_PATTERN, format="date",
-            title="Partition date", description="YYYY-MM-DD; empty: the run's data interval start.",
+            None,
+            type=["null", "string"],
+            pattern=DAY_PATTERN,
+            format="date",
+            title="Partition date",
+            description="YYYY-MM-DD; empty: the run's data interval start.",
         ),
-        "dry_run": Param(False, type="boolean", title="Dry run",
-                         description="Compute everything, publish nothing."),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Compute everything, publish nothing.",
+        ),
         "near_threshold": Param(
-            None, type=["null", "number"], exclusiveMinimum=0, maximum=1,
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            maximum=1,
             title="Near-duplicate Jaccard threshold",
             description=f"Empty: the contract's {contract.dedup.near_threshold}.",
         ),
         "max_quarantine_rate": Param(
-            None, type=["null", "number"], minimum=0, maximum=1,
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
             title="Max quarantine rate",
             description=f"Empty: the contract's {contract.gate.max_quarantine_rate}.",
         ),
         "max_duplicate_rate": Param(
-            None, type=["null", "number"], minimum=0, maximum=1,
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
             title="Max duplicate rate",
             description=f"Empty: the contract's {contract.gate.max_duplicate_rate}.",
         ),

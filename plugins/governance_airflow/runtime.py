@@ -10,7 +10,6 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
-
 from governance.contracts import Contract
 
 if TYPE_CHECKING:

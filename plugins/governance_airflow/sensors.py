@@ -6,8 +6,8 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout
-
 from governance.contracts import Contract, data_root
+
 from governance_airflow.runtime import resolve_day
 
 
@@ -52,7 +52,7 @@ class LandingPartitionSensor(BaseSensorOperator):
             return super().execute(context)
         except AirflowSensorTimeout as exc:
             path = self.partition(context)
-            state = "has no file matching" if path.is_dir() else "does not exist, nor any file matching"
+            state = "has no file matching" if path.is_dir() else "is missing, so no file matches"
             raise AirflowSensorTimeout(
                 f"landing partition {path} {state} '{self.contract.source.pattern}' after waiting "
                 f"{self.timeout / 3600:.2f} h ({exc})"

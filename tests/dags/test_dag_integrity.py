@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from governance.contracts import load_contracts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def test_every_task_retries_with_backoff_and_a_timeout(dagbag) -> None:
 def test_governance_tasks_in_order(dagbag) -> None:
     dag = dagbag.dags["govern_sms_spam"]
     order = ["wait_for_partition", "ingest_validate", "deduplicate", "split", "publish"]
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.get_task("wait_for_partition").mode == "reschedule"
     outlets = dag.get_task("publish").outlets
@@ -63,8 +63,9 @@ def test_parsing_dags_imports_no_heavy_library() -> None:
         f"print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))\n"
     )
     dag_files = [str(p) for p in sorted((PROJECT_ROOT / "dags").glob("*.py"))]
-    out = subprocess.run([sys.executable, "-c", script, *dag_files], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script, *dag_files], check=True, capture_output=True, text=True
+    )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
@@ -75,8 +76,9 @@ def test_an_invalid_contract_is_skipped_with_its_file_and_key_logged(
 
     good = (PROJECT_ROOT / "include" / "contracts" / "sms_spam.yaml").read_text()
     (tmp_path / "sms_spam.yaml").write_text(good)
-    (tmp_path / "broken.yaml").write_text(good.replace("name: sms_spam", "name: broken")
-                                          .replace("train: 0.8", "train: 0.9"))
+    (tmp_path / "broken.yaml").write_text(
+        good.replace("name: sms_spam", "name: broken").replace("train: 0.8", "train: 0.9")
+    )
     dags = build_all(tmp_path)
     assert list(dags) == ["govern_sms_spam"]
     assert "broken.yaml" in caplog.text and "split" in caplog.text

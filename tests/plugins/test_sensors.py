@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout
-
 from governance.contracts import contracts_dir, load_contract
 from governance_airflow.sensors import LandingPartitionSensor
 
@@ -20,8 +19,9 @@ def context(day: str | None = None) -> dict:
 @pytest.fixture
 def sensor(data_root: Path) -> LandingPartitionSensor:
     contract = load_contract(contracts_dir() / "senti4sd_gold.yaml")
-    return LandingPartitionSensor(task_id="wait", contract=contract, mode="poke",
-                                  poke_interval=0.01, timeout=0.05)
+    return LandingPartitionSensor(
+        task_id="wait", contract=contract, mode="poke", poke_interval=0.01, timeout=0.05
+    )
 
 
 def test_waits_for_a_missing_or_empty_partition(sensor, data_root: Path) -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from governance import publish
 from governance.publish import (
     ConservationError,
@@ -31,7 +30,9 @@ def test_manifest_lists_the_true_hash_of_every_output(tmp_path: Path) -> None:
     target = tmp_path / "curated" / "ds" / "2026-01-01"
     manifest = publish_version(target, tables(), {"version": "2026-01-01"})
     assert sorted(p.name for p in target.iterdir()) == [
-        "manifest.json", "test.parquet", "train.parquet"
+        "manifest.json",
+        "test.parquet",
+        "train.parquet",
     ]
     on_disk = read_manifest(target)
     assert on_disk == json.loads(json.dumps(manifest, default=str))

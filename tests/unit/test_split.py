@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from governance.split import NO_LABEL, assign_splits, split_sizes
 
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -17,8 +16,13 @@ def make_items(n: int, seed: int = 0, prefix: str = "i", cluster_size: int = 1) 
     if cluster_size > 1:  # one label per cluster, as the representative's
         labels = np.array([labels[(k // cluster_size) * cluster_size] for k in range(n)])
     return pd.DataFrame(
-        {"item_id": ids, "cluster_id": clusters, "label": labels,
-         "history_split": pd.Series([None] * n, dtype=object), "n_source_rows": 1}
+        {
+            "item_id": ids,
+            "cluster_id": clusters,
+            "label": labels,
+            "history_split": pd.Series([None] * n, dtype=object),
+            "n_source_rows": 1,
+        }
     )
 
 
