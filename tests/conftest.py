@@ -36,16 +36,14 @@ for folder in ("plugins", "dags"):
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated metadata database for tests that run DAGs through Airflow."""
-    db = TEST_AIRFLOW_HOME / "airflow.db"
-    if not db.exists():
-        TEST_AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
-            check=True,
-            capture_output=True,
-            env=os.environ.copy(),
-        )
-    return db
+    TEST_AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    subprocess.run(  # idempotent, and cheap once migrated
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return TEST_AIRFLOW_HOME / "airflow.db"
 
 
 @pytest.fixture

@@ -31,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     from governance.evaluation import evaluate_version, format_scores
     from governance.publish import read_manifest
     from governance.summary import format_day_summary
-
     from governance_airflow.factory import build_governance_dag
 
     root = data_root()

@@ -12,8 +12,8 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
-from governance.contracts import Contract, ContractError, contracts_dir, data_root, load_contract
 
+from governance.contracts import Contract, ContractError, contracts_dir, data_root, load_contract
 from governance_airflow.runtime import run_stage
 from governance_airflow.sensors import LandingPartitionSensor
 

@@ -10,6 +10,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
+
 from governance.contracts import Contract
 
 if TYPE_CHECKING:
@@ -23,15 +24,19 @@ PARAM_OVERRIDES = {
 
 
 def resolve_day(context: Any) -> str:
-    """The partition a run processes: the ``day`` Param, else the start of its data interval."""
+    """The partition a run processes: the ``day`` Param, else the run's logical date.
+
+    A scheduled run's logical date is the start of its data interval (the day that just ended);
+    a manual run triggered for a logical date processes that date; one without a logical date
+    falls back to its data interval start.
+    """
     params = context.get("params") or {}
     if params.get("day"):
         return str(params["day"])
-    start = context.get("data_interval_start") or context.get("logical_date")
-    if start is None:
-        dag_run = context["dag_run"]
-        start = dag_run.run_after
-    return start.date().isoformat() if isinstance(start, dt.datetime) else str(start)[:10]
+    moment = context.get("logical_date") or context.get("data_interval_start")
+    if moment is None:
+        moment = context["dag_run"].run_after
+    return moment.date().isoformat() if isinstance(moment, dt.datetime) else str(moment)[:10]
 
 
 def effective_contract(contract: Contract, params: dict[str, Any]) -> Contract:

@@ -6,8 +6,8 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout
-from governance.contracts import Contract, data_root
 
+from governance.contracts import Contract, data_root
 from governance_airflow.runtime import resolve_day
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from governance.contracts import load_contracts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

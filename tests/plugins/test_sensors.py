@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout
+
 from governance.contracts import contracts_dir, load_contract
 from governance_airflow.sensors import LandingPartitionSensor
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from governance.contracts import PROJECT_ROOT, ContractError, load_contract, load_contracts
 
 CONTRACTS = PROJECT_ROOT / "include" / "contracts"

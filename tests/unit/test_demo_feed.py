@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.feature_extraction.text import CountVectorizer
+
 from governance.contracts import PROJECT_ROOT, Contract, load_contract
 from governance.demo_feed import DATASET, DayTruth, generate_feed, load_truth, write_wide_csv
-from sklearn.feature_extraction.text import CountVectorizer
 
 START = date(2026, 3, 1)
 DAYS = 3

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from governance.contracts import PROJECT_ROOT, load_contract
 from governance.demo_feed import DATASET, DayTruth, generate_feed
 from governance.evaluation import (

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from governance import frames
 from governance.contracts import PROJECT_ROOT, Contract, load_contract
 from governance.errors import (

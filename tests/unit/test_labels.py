@@ -6,6 +6,7 @@ import csv
 from collections import Counter
 
 import pytest
+
 from governance.contracts import PROJECT_ROOT, LabelSpec, load_contract
 from governance.labels import LabelCanon
 

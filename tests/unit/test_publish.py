@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from governance import publish
 from governance.publish import (
     ConservationError,

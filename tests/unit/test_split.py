@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from governance.split import NO_LABEL, assign_splits, split_sizes
 
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}

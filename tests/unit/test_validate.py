@@ -8,6 +8,7 @@ import re
 
 import pandas as pd
 import pytest
+
 from governance import frames
 from governance.contracts import Contract
 from governance.tables import str_series

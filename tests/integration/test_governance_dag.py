@@ -1,0 +1,205 @@
+"""The governance DAG end to end through Airflow (dag.test), on real and generated feeds."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from governance.frames import SPLITS
+from tests.integration.helpers import (
+    cross_split_near_pairs,
+    data_file_digests,
+    manifests,
+    published_items,
+    read_table,
+    run_days,
+    stage_lines,
+    version,
+)
+
+pytestmark = pytest.mark.airflow
+
+SMS_DAYS = ["2026-02-01", "2026-02-02", "2026-02-03"]
+SENTI_DAYS = ["2026-03-01", "2026-03-02"]
+DEMO_DAYS = ["2026-04-01", "2026-04-02", "2026-04-03"]
+
+
+@pytest.fixture(scope="module")
+def module_root(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
+    root = tmp_path_factory.mktemp("data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GOVERNANCE_DATA_ROOT", str(root))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def sms(module_root: Path) -> tuple[Path, dict[str, list[int]]]:
+    from tests.conftest import SHARED_DATASETS
+
+    lines = (SHARED_DATASETS / "sms_spam_collection" / "SMSSpamCollection").read_bytes()
+    lines = lines.splitlines(keepends=True)
+    placed = stage_lines(lines, None, module_root / "landing" / "sms_spam", SMS_DAYS, "sms.tsv")
+    run_days("sms_spam", SMS_DAYS)
+    return module_root, placed
+
+
+@pytest.fixture(scope="module")
+def senti(module_root: Path) -> Path:
+    from tests.conftest import SHARED_DATASETS
+
+    raw = SHARED_DATASETS / "senti4sd_gold" / "Senti4SD_GoldStandard_EmotionPolarity.csv"
+    header, *lines = raw.read_bytes().splitlines(keepends=True)
+    stage_lines(lines, header, module_root / "landing" / "senti4sd_gold", SENTI_DAYS, "gold.csv")
+    run_days("senti4sd_gold", SENTI_DAYS)
+    return module_root
+
+
+@pytest.fixture(scope="module")
+def demo(module_root: Path):
+    from governance.demo_feed import generate_feed
+
+    truths = generate_feed(
+        module_root / "landing",
+        module_root / "truth",
+        dt.date.fromisoformat(DEMO_DAYS[0]),
+        len(DEMO_DAYS),
+        items_per_day=300,
+        seed=3,
+    )
+    run_days("demo_reviews", DEMO_DAYS)
+    return module_root, truths
+
+
+def test_sms_every_row_accounted_and_known_duplicates_dropped(sms) -> None:
+    root, placed = sms
+    found = manifests(root, "sms_spam", SMS_DAYS)
+    assert sum(m["conservation"]["rows_in"] for m in found) == 5574
+    assert all(m["conservation"]["holds"] for m in found)
+
+    from tests.conftest import SHARED_DATASETS
+
+    frame = pd.read_csv(
+        SHARED_DATASETS / "sms_spam_collection" / "SMSSpamCollection",
+        sep="\t",
+        header=None,
+        names=["label", "text"],
+        quoting=csv.QUOTE_NONE,
+        dtype=str,
+    )
+    known = set(frame.index[frame.duplicated(["label", "text"], keep="first")])
+    assert len(known) == 403
+    dups = read_table(root, "sms_spam", SMS_DAYS, "duplicates")
+    dropped = {
+        placed[day][line - 1]
+        for day, line in zip(dups["version"], dups["source_line"], strict=True)
+    }
+    assert known <= dropped
+    assert (dups["kind"] == "exact").sum() >= 403
+
+
+def test_sms_no_duplicate_cluster_spans_two_splits(sms) -> None:
+    root, _ = sms
+    items = published_items(root, "sms_spam", SMS_DAYS)
+    assert items["item_id"].is_unique
+    assert cross_split_near_pairs(items, threshold=0.9) == []
+    dups = read_table(root, "sms_spam", SMS_DAYS, "duplicates")
+    kept_split = items.set_index("item_id")["split"]
+    assert (dups["split"] == dups["kept_item_id"].map(kept_split)).all()
+
+
+def test_senti4sd_labels_canonicalised_and_conflicts_reported(senti: Path) -> None:
+    found = manifests(senti, "senti4sd_gold", SENTI_DAYS)
+    assert sum(m["conservation"]["rows_in"] for m in found) == 4423
+    annotations = read_table(senti, "senti4sd_gold", SENTI_DAYS, "annotations")
+    assert set(annotations["label"]) == {"positive", "neutral", "negative"}
+    spanish = annotations[annotations["raw_label"].isin(["Positiva", "Negativa"])]
+    assert len(spanish) > 0
+    assert set(spanish["label"]) == {"positive", "negative"}
+
+    from tests.conftest import SHARED_DATASETS
+
+    gold = pd.read_csv(
+        SHARED_DATASETS / "senti4sd_gold" / "Senti4SD_GoldStandard_EmotionPolarity.csv", dtype=str
+    )
+    finals = gold.groupby("text")["final"].nunique()
+    conflicting = gold[gold["text"].isin(finals[finals > 1].index)]
+    assert conflicting["text"].nunique() == 5
+    quarantine = read_table(senti, "senti4sd_gold", SENTI_DAYS, "quarantine")
+    flagged = set(quarantine.loc[quarantine["reasons"].str.startswith("label_conflict"), "item_id"])
+    for _, group in conflicting.groupby("text"):
+        assert flagged & set(group["label"]), group["label"].tolist()
+
+
+def test_demo_feed_stages_catch_the_injected_defects(demo) -> None:
+    from governance.evaluation import evaluate_version
+
+    root, truths = demo
+    for truth in truths:
+        scores = evaluate_version(truth, version(root, "demo_reviews", truth.day))
+        for stage in ("parse", "validate", "exact_dedup"):
+            assert scores[stage]["recall"] >= 0.95, (truth.day, stage, scores[stage])
+            assert scores[stage]["precision"] >= 0.95, (truth.day, stage, scores[stage])
+        assert scores["near_dedup"]["recall"] >= 0.8, scores["near_dedup"]
+        assert scores["near_dedup"]["precision"] >= 0.9, scores["near_dedup"]
+        assert scores["label_canonicalisation"]["recall"] >= 0.95
+
+
+def test_demo_split_is_stable_and_leak_free(demo) -> None:
+    root, _ = demo
+    items = published_items(root, "demo_reviews", DEMO_DAYS)
+    assert items["item_id"].is_unique
+    assert cross_split_near_pairs(items, threshold=0.9) == []
+    dups = read_table(root, "demo_reviews", DEMO_DAYS, "duplicates")
+    later = dups[dups["in_history"]]
+    assert len(later) > 0, "the feed injects duplicates of earlier days"
+    kept_split = items.set_index("item_id")["split"]
+    assert (later["split"] == later["kept_item_id"].map(kept_split)).all()
+    assert set(items["split"]) == set(SPLITS)
+
+
+def test_rerunning_an_old_day_gives_byte_identical_data(demo) -> None:
+    root, _ = demo
+    first_day = version(root, "demo_reviews", DEMO_DAYS[0])
+    before = data_file_digests(first_day)
+    manifest_before = manifests(root, "demo_reviews", DEMO_DAYS[:1])[0]
+    run_days("demo_reviews", DEMO_DAYS[:1], day=DEMO_DAYS[0])
+    assert data_file_digests(first_day) == before
+    manifest_after = manifests(root, "demo_reviews", DEMO_DAYS[:1])[0]
+    for key in set(manifest_before) | set(manifest_after):
+        if key != "created_by":
+            assert manifest_before.get(key) == manifest_after.get(key), key
+
+
+def test_dry_run_publishes_nothing(demo) -> None:
+    root, _ = demo
+    day = "2026-04-09"
+    (root / "landing" / "demo_reviews" / day).mkdir(parents=True)
+    source = root / "landing" / "demo_reviews" / DEMO_DAYS[0]
+    for path in source.iterdir():
+        (root / "landing" / "demo_reviews" / day / path.name).write_bytes(path.read_bytes())
+    run_days("demo_reviews", [day], dry_run=True)
+    assert not version(root, "demo_reviews", day).exists()
+
+
+def test_a_bad_param_is_refused_before_any_task_runs(module_root: Path) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from governance.contracts import contracts_dir, load_contract
+    from governance_airflow.factory import build_governance_dag
+
+    dag = build_governance_dag(load_contract(contracts_dir() / "sms_spam.yaml"))
+    bad = (
+        {"day": "yesterday"},
+        {"day": "2026-13-45"},
+        {"near_threshold": 1.5},
+        {"max_quarantine_rate": -0.1},
+        {"dry_run": "maybe"},
+    )
+    for conf in bad:
+        with pytest.raises(ParamValidationError, match=next(iter(conf))):
+            dag.test(logical_date=dt.datetime(2026, 5, 1, tzinfo=dt.UTC), run_conf=conf)
+    assert not (module_root / "work" / "sms_spam" / "2026-05-01").exists()

@@ -1,0 +1,142 @@
+"""The stages chained in one process (no Airflow): conservation, history, reruns, crashes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from governance import publish
+from governance.contracts import contracts_dir, load_contract
+from governance.demo_feed import generate_feed
+from governance.frames import SPLITS
+from governance.pipeline import DayRun, load_history, published_versions, run_day
+from governance.publish import ConservationError, read_manifest
+
+DAYS = ["2026-06-01", "2026-06-02", "2026-06-03"]
+
+
+@pytest.fixture
+def feed(tmp_path: Path) -> Path:
+    generate_feed(
+        tmp_path / "landing",
+        tmp_path / "truth",
+        dt.date.fromisoformat(DAYS[0]),
+        len(DAYS),
+        items_per_day=150,
+        seed=5,
+    )
+    return tmp_path
+
+
+def day_run(root: Path, day: str, **kwargs) -> DayRun:
+    contract = load_contract(contracts_dir() / "demo_reviews.yaml")
+    return DayRun(contract=contract, day=day, root=root, run_id=f"test-{day}", **kwargs)
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.parquet"))
+    }
+
+
+def test_every_row_is_accounted_for_each_day(feed: Path) -> None:
+    for day in DAYS:
+        manifest = run_day(day_run(feed, day))
+        cons = manifest["conservation"]
+        lines = sum(
+            1
+            for f in (feed / "landing" / "demo_reviews" / day).glob("export-*.jsonl")
+            for line in f.read_bytes().splitlines()
+            if line.strip()
+        )
+        assert cons["rows_in"] == lines
+        assert cons["holds"]
+        on_disk = {
+            name: len(pd.read_parquet(feed / "curated" / "demo_reviews" / day / name))
+            for name in ("train.parquet", "val.parquet", "test.parquet")
+        }
+        assert on_disk == {f"{s}.parquet": manifest["counts"]["splits"][s]["items"] for s in SPLITS}
+    assert published_versions(feed / "curated" / "demo_reviews") == DAYS
+
+
+def test_history_only_looks_back(feed: Path) -> None:
+    for day in DAYS:
+        run_day(day_run(feed, day))
+    history, days = load_history(day_run(feed, DAYS[1]))
+    assert days == DAYS[:1]
+    assert set(history["version"]) == {DAYS[0]}
+
+
+def test_rerun_of_an_old_day_is_byte_identical_and_later_days_unchanged(feed: Path) -> None:
+    for day in DAYS:
+        run_day(day_run(feed, day))
+    before = {day: digests(feed / "curated" / "demo_reviews" / day) for day in DAYS}
+    run_day(day_run(feed, DAYS[0]))
+    run_day(day_run(feed, DAYS[2]))
+    after = {day: digests(feed / "curated" / "demo_reviews" / day) for day in DAYS}
+    assert after == before
+
+
+def test_a_crash_while_publishing_leaves_nothing_and_the_retry_succeeds(
+    feed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = publish.write_parquet
+    written = []
+
+    def crash_on_fourth(frame: pd.DataFrame, path: Path) -> None:
+        written.append(path.name)
+        if len(written) == 4:
+            raise OSError("disk vanished")
+        real(frame, path)
+
+    monkeypatch.setattr(publish, "write_parquet", crash_on_fourth)
+    with pytest.raises(OSError):
+        run_day(day_run(feed, DAYS[0]))
+    curated = feed / "curated" / "demo_reviews"
+    assert published_versions(curated) == []
+    assert not (curated / DAYS[0]).exists()
+
+    monkeypatch.setattr(publish, "write_parquet", real)
+    manifest = run_day(day_run(feed, DAYS[0]))
+    assert manifest["conservation"]["holds"]
+    assert sorted(p.name for p in curated.iterdir()) == [DAYS[0]]
+
+
+def test_dry_run_writes_nothing(feed: Path) -> None:
+    manifest = run_day(day_run(feed, DAYS[0], dry_run=True))
+    assert manifest["dry_run"] and not manifest["published"]
+    assert not (feed / "curated").exists() or not any((feed / "curated").rglob("*.parquet"))
+    assert not any((feed / "work").rglob("*.parquet"))
+
+
+def test_a_lost_row_stops_the_publication(feed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from governance import pipeline
+
+    real_build = pipeline.build_tables
+    lost: list[int] = []
+
+    def lose_one(run: DayRun) -> dict[str, pd.DataFrame]:
+        tables = real_build(run)
+        lost.append(int(tables["train"]["n_source_rows"].iloc[0]))
+        tables["train"] = tables["train"].iloc[1:]
+        return tables
+
+    monkeypatch.setattr(pipeline, "build_tables", lose_one)
+    with pytest.raises(ConservationError, match=r"\(\+(\d+) rows unaccounted\)") as err:
+        run_day(day_run(feed, DAYS[0]))
+    assert f"(+{lost[0]} rows unaccounted)" in str(err.value)
+    assert not (feed / "curated" / "demo_reviews" / DAYS[0]).exists()
+
+
+def test_manifest_records_inputs_with_their_hashes(feed: Path) -> None:
+    run_day(day_run(feed, DAYS[0]))
+    manifest = read_manifest(feed / "curated" / "demo_reviews" / DAYS[0])
+    landing = feed / "landing" / "demo_reviews" / DAYS[0]
+    expected = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in landing.glob("export-*.jsonl")
+    }
+    assert {f["name"]: f["sha256"] for f in manifest["inputs"]} == expected
