@@ -7,6 +7,7 @@ module imports it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,9 @@ os.environ.update(
         "HF_HUB_OFFLINE": "1",
     }
 )
+# Every session starts from an empty metadata database, before anything imports Airflow.
+shutil.rmtree(TEST_AIRFLOW_HOME, ignore_errors=True)
+TEST_AIRFLOW_HOME.mkdir(parents=True)
 for folder in ("plugins", "dags"):
     if str(PROJECT_ROOT / folder) not in sys.path:
         sys.path.insert(0, str(PROJECT_ROOT / folder))
@@ -35,9 +39,8 @@ for folder in ("plugins", "dags"):
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
-    """A migrated metadata database for tests that run DAGs through Airflow."""
-    TEST_AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-    subprocess.run(  # idempotent, and cheap once migrated
+    """A freshly migrated metadata database for tests that run DAGs through Airflow."""
+    subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
         check=True,
         capture_output=True,

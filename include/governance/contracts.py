@@ -238,7 +238,10 @@ def load_contract(path: str | Path) -> Contract:
     try:
         contract = Contract.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"key '{_key_path(err['loc'])}': {err['msg']}" for err in exc.errors())
+        problems = "; ".join(
+            f"key '{_key_path(err['loc'])}': {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
         raise ContractError(f"{path}: {problems}") from None
     if contract.name != path.stem:
         raise ContractError(f"{path}: key 'name': '{contract.name}' must match the file name")

@@ -35,9 +35,15 @@ def task_defaults(owner: str) -> dict[str, Any]:
 
 
 def curated_asset(contract: Contract) -> Asset:
-    """The published versions of a dataset; fine-tune DAGs are scheduled on it."""
-    path = data_root() / "curated" / contract.name
-    return Asset(name=f"curated_{contract.name}", uri=path.as_uri(), group="governance")
+    """The published versions of a dataset; fine-tune DAGs are scheduled on it.
+
+    Its identity does not depend on where the data root is; each event says where the version is.
+    """
+    return Asset(
+        name=f"curated_{contract.name}",
+        uri=f"x-governance://curated/{contract.name}",
+        group="governance",
+    )
 
 
 def manual_params(contract: Contract) -> dict[str, Param]:
@@ -124,7 +130,8 @@ def build_governance_dag(contract: Contract) -> DAG:
                 raise AirflowSkipException("dry run: computed everything, published nothing")
             context["outlet_events"][asset].extra = {
                 "version": manifest["version"],
-                "rows": manifest["conservation"]["rows_in"],
+                "path": str(data_root() / "curated" / contract.name / manifest["version"]),
+                "rows_in": manifest["conservation"]["rows_in"],
             }
             return summary
 
