@@ -39,6 +39,7 @@ $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 
+run: export AIRFLOW__LOGGING__LOGGING_LEVEL := WARNING
 run: setup
 	$(BIN)/python -m governance_airflow.demo --start $(DEMO_START) --days $(DEMO_DAYS) \
 		--items-per-day $(DEMO_ITEMS)

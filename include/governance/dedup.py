@@ -23,8 +23,12 @@ from governance.minhash import (
     RECALL_WEIGHTS,
     LshScheme,
     band_keys,
+    band_keys_and_sketch,
     bucket_pairs,
+    estimated_jaccard,
     pairwise_jaccard,
+    signatures,
+    sketch_margin,
 )
 from governance.textnorm import ShingleSets, normalise_texts, shingle_sets, stable_hash64
 from governance.unionfind import connected_components
@@ -161,16 +165,18 @@ class _Batch:
     text_keys: np.ndarray  # exact key (int64) of each distinct text
     sets: ShingleSets
     keys: np.ndarray  # (n_texts, bands) int64
+    sketch: np.ndarray  # (n_texts, num_perm) uint16: low bits of the MinHash values
 
     @classmethod
     def build(cls, items: pd.DataFrame, scheme: LshScheme) -> _Batch:
         items = items.reset_index(drop=True)
-        norm = normalise_texts(items[frames.TEXT].astype(str).tolist())
+        norm = normalise_texts(items[frames.TEXT].astype(str))  # no per-row Python strings
         text_of_item, texts = pd.factorize(norm)
         texts = np.asarray(texts, dtype=object)
         sets = shingle_sets(texts.tolist(), scheme.ngram)
         text_keys = stable_hash64(texts.tolist()).view(np.int64)
-        return cls(items, norm, text_of_item, texts, text_keys, sets, band_keys(sets, scheme))
+        keys, sketch = band_keys_and_sketch(sets, scheme)
+        return cls(items, norm, text_of_item, texts, text_keys, sets, keys, sketch)
 
 
 @dataclass
@@ -222,6 +228,7 @@ class _NearPairs:
     hist_text: np.ndarray
     hist_row: np.ndarray
     candidates: int
+    verified: int  # candidates whose sketch estimate made the exact check worthwhile
     capped_buckets: int
 
 
@@ -238,9 +245,18 @@ def _near_pairs(batch: _Batch, past: _History, config: DedupConfig) -> _NearPair
     left = active[left]
     right = np.where(to_history, right - len(active), active[np.minimum(right, len(active) - 1)])
     hist_texts = past.frame[NORM_TEXT].iloc[hist_rows].astype(str).tolist()
-    sets = ShingleSets.concat([batch.sets, shingle_sets(hist_texts, config.ngram)])
+    hist_sets = shingle_sets(hist_texts, config.ngram)
+    sets = ShingleSets.concat([batch.sets, hist_sets])
     other = np.where(to_history, batch.sets.n_docs + right, right)
-    similar = pairwise_jaccard(sets, left, other) >= config.threshold
+    sketch = np.concatenate(
+        [batch.sketch, signatures(hist_sets, config.num_perm).astype(np.uint16)]
+    )
+    floor = config.threshold - sketch_margin(config.threshold, config.num_perm)
+    plausible = np.flatnonzero(estimated_jaccard(sketch, left, other) >= floor)
+    similar = np.zeros(len(left), dtype=bool)
+    similar[plausible] = (
+        pairwise_jaccard(sets, left[plausible], other[plausible]) >= config.threshold
+    )
     within, across = similar & ~to_history, similar & to_history
     return _NearPairs(
         new_left=left[within],
@@ -248,6 +264,7 @@ def _near_pairs(batch: _Batch, past: _History, config: DedupConfig) -> _NearPair
         hist_text=left[across],
         hist_row=hist_rows[right[across]],
         candidates=len(left),
+        verified=len(plausible),
         capped_buckets=capped,
     )
 
@@ -549,6 +566,7 @@ def _assemble(
         "clusters": outcome.clusters,
         "conflicts": len(conflicts),
         "candidate_pairs": near.candidates,
+        "checked_pairs": near.verified,
         "verified_pairs": len(near.new_left) + len(near.hist_text),
         "history_exact_links": graph.exact_history_links,
         "capped_buckets": near.capped_buckets,

@@ -47,6 +47,35 @@ ASIDES = (
 )
 
 
+# A closing sentence of long-tail words (names, models, places in real reviews): without it the
+# recombined clauses make unrelated reviews far more alike than real ones are at a million rows.
+TAIL_WORDS = 12
+TAIL_VOCABULARY = 100_000
+TAIL_ZIPF = 1.1
+SYLLABLES = (
+    "ka",
+    "lo",
+    "mi",
+    "ren",
+    "to",
+    "va",
+    "sel",
+    "dor",
+    "pi",
+    "quin",
+    "bra",
+    "ne",
+    "fu",
+    "gar",
+    "hel",
+    "jo",
+    "ix",
+    "mon",
+    "ru",
+    "zet",
+)
+
+
 @dataclass(frozen=True)
 class WideRates:
     """Share of rows (of votes for the label defects) that carry each defect."""
@@ -130,6 +159,19 @@ def _clean_sources(rng: np.random.Generator, rows: np.ndarray, clean: np.ndarray
     return clean[(rng.random(rows.size) * clean_before).astype(np.int64)]
 
 
+def _tail_vocabulary() -> np.ndarray:
+    """Pronounceable made-up words, standing in for a real corpus's long tail of rare words."""
+    words = ("".join(parts) for parts in itertools.product(SYLLABLES, repeat=4))
+    return np.array(list(itertools.islice(words, TAIL_VOCABULARY)), dtype=object)
+
+
+def _tails(rng: np.random.Generator, rows: int) -> list[str]:
+    """Zipf-distributed rare words per review: a few common, most seldom seen."""
+    vocabulary = _tail_vocabulary()
+    ranks = (rng.zipf(TAIL_ZIPF, size=(rows, TAIL_WORDS)) - 1) % vocabulary.size
+    return [" ".join(words) for words in vocabulary[ranks].tolist()]
+
+
 def _reviews(rng: np.random.Generator, seed: int, rows: int) -> tuple[list[str], np.ndarray]:
     """Coherent review texts and their class indices."""
     opener, detail, closer = _clause_pools(seed)
@@ -141,7 +183,11 @@ def _reviews(rng: np.random.Generator, seed: int, rows: int) -> tuple[list[str],
         for pool in (opener, detail, closer)
     )
     aside = asides[rng.integers(0, asides.size, size=rows)].tolist()
-    texts = [f"{a}. {b}. {c}. {d}." for a, b, c, d in zip(first, aside, middle, last, strict=True)]
+    tail = _tails(rng, rows)
+    texts = [
+        f"{a}. {b}. {c}. {d}. Noted: {e}."
+        for a, b, c, d, e in zip(first, aside, middle, last, tail, strict=True)
+    ]
     return texts, labels
 
 

@@ -113,20 +113,52 @@ def signatures(sets: ShingleSets, num_perm: int) -> np.ndarray:
 
 
 def band_keys(sets: ShingleSets, scheme: LshScheme, workers: int | None = None) -> np.ndarray:
-    """LSH band keys (n_docs, bands) int64, computed block by block on a few threads (numpy
-    releases the GIL) so the full signature matrix never sits in memory. A document without
-    shingles gets keys too, but callers must not bucket it."""
+    """LSH band keys (n_docs, bands) int64 (see ``band_keys_and_sketch``)."""
+    return band_keys_and_sketch(sets, scheme, 0, workers)[0]
+
+
+def band_keys_and_sketch(
+    sets: ShingleSets, scheme: LshScheme, sketch_size: int | None = None, workers: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """LSH band keys (n_docs, bands) int64 and a sketch (n_docs, sketch_size) of the low 16
+    bits of the MinHash values (all of them by default), computed block by block on a few
+    threads (numpy releases the GIL) so the full 32-bit signature matrix never sits in memory.
+    Two distinct values share their low 16 bits once in 65,536, a negligible bias for the
+    prefilter. A document without shingles gets keys too, but callers must not bucket it."""
+    sketch_size = scheme.num_perm if sketch_size is None else sketch_size
     keys = np.zeros((sets.n_docs, scheme.bands), dtype=np.int64)
+    sketch = np.zeros((sets.n_docs, sketch_size), dtype=np.uint16)
     hasher = _ShingleHasher(sets.hashes, scheme.num_perm)
 
     def run(block: tuple[np.ndarray, np.ndarray]) -> None:
         docs, positions = block
-        keys[docs] = keys_from_signatures(hasher.minima(positions), scheme)
+        minima = hasher.minima(positions)
+        keys[docs] = keys_from_signatures(minima, scheme)
+        sketch[docs] = minima[:, :sketch_size].astype(np.uint16)
 
     workers = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(run, _length_blocks(sets)))
-    return keys
+    return keys, sketch
+
+
+def sketch_margin(threshold: float, sketch_size: int) -> float:
+    """How far below the threshold a sketch estimate may fall and the pair still be verified:
+    four standard deviations of the estimate at the threshold plus one slot, so a pair at or
+    above the threshold is dropped by the prefilter with probability well under 1e-4."""
+    return 4.0 * float(np.sqrt(threshold * (1.0 - threshold) / sketch_size)) + 1.0 / sketch_size
+
+
+def estimated_jaccard(
+    sketch: np.ndarray, left: np.ndarray, right: np.ndarray, chunk: int = 1 << 18
+) -> np.ndarray:
+    """Share of equal MinHash values of each (left[i], right[i]) pair: an unbiased Jaccard
+    estimate, cheap enough to discard most chance candidates before the exact verification."""
+    out = np.empty(len(left), dtype=np.float64)
+    for lo in range(0, len(left), chunk):
+        hi = lo + chunk
+        out[lo:hi] = (sketch[left[lo:hi]] == sketch[right[lo:hi]]).mean(axis=1)
+    return out
 
 
 def keys_from_signatures(sig: np.ndarray, scheme: LshScheme) -> np.ndarray:

@@ -221,11 +221,24 @@ def conservation(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, Any]
     return check_conservation(rows_in, buckets)
 
 
+def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
+    """Quarantined source rows per reason; a row failing several checks counts under each.
+
+    Validation reasons name a column and a check, stable for a contract, so they are kept whole;
+    the others keep only their kind, since their detail differs from row to row.
+    """
+    parts = quarantine.assign(reason=quarantine[F.REASONS].astype(str).str.split("; "))
+    parts = parts.explode("reason")
+    kind = parts["reason"].str.split(":").str[0]
+    key = parts["reason"].where(parts[F.STAGE] == "validate", kind)
+    counts = parts.groupby(key)[F.N_SOURCE_ROWS].sum().sort_index()
+    return {str(k): int(v) for k, v in counts.items()}
+
+
 def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     ingest = _load_json(run, "ingest")
     dedup = _load_json(run, "dedup")
     quarantine = tables["quarantine"]
-    reasons = quarantine[F.REASONS].astype(str).str.split("; ").explode()
     kinds = tables["duplicates"][F.DUPLICATE_KIND].value_counts()
     return {
         "dataset": run.name,
@@ -242,10 +255,7 @@ def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, An
                 "by_stage": {
                     k: int(v) for k, v in quarantine.groupby(F.STAGE)[F.N_SOURCE_ROWS].sum().items()
                 },
-                "by_reason": {
-                    k: int(v)
-                    for k, v in reasons.str.split(":").str[0].value_counts().sort_index().items()
-                },
+                "by_reason": reason_counts(quarantine),
             },
             "duplicates": {"exact": int(kinds.get("exact", 0)), "near": int(kinds.get("near", 0))},
             "conflicts": len(tables["conflicts"]),

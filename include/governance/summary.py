@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from governance.frames import SPLITS
+
 
 def _counts(mapping: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in mapping.items()) or "none"
@@ -24,7 +26,7 @@ def format_day_summary(manifest: dict[str, Any], version_dir: Path | None = None
         f"  duplicates     exact {counts['duplicates']['exact']}, near "
         f"{counts['duplicates']['near']}, conflicting clusters {counts['conflicts']}",
         "  splits         "
-        + ", ".join(f"{s} {v['items']} items ({v['rows']} rows)" for s, v in splits.items()),
+        + ", ".join(f"{s} {splits[s]['items']} items ({splits[s]['rows']} rows)" for s in SPLITS),
         f"  conservation   {cons['rows_in']} = quarantined {cons['quarantined']} + duplicates "
         f"{cons['duplicates']} + train {cons['train']} + val {cons['val']} + test {cons['test']}"
         f" -> {'holds' if cons['holds'] else 'VIOLATED'}",

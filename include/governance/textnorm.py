@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,7 +49,7 @@ def normalise_text(text: str) -> str:
     return " ".join(folded.translate(_punctuation_table()).split())
 
 
-def normalise_texts(texts: Sequence[str]) -> np.ndarray:
+def normalise_texts(texts: Sequence[str] | pd.Series) -> np.ndarray:
     """Normalise many texts, each distinct text once; returns an object array aligned with input."""
     codes, uniques = _factorise(texts)
     ascii_table = _ascii_punctuation_table()
@@ -64,8 +65,11 @@ def normalise_texts(texts: Sequence[str]) -> np.ndarray:
     return normalised[codes]
 
 
-def _factorise(texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    encoded = pc.dictionary_encode(pa.array(texts, type=pa.large_string()))
+def _factorise(texts: Sequence[str] | pd.Series) -> tuple[np.ndarray, list[str]]:
+    array = pa.array(texts, type=pa.large_string())
+    if isinstance(array, pa.ChunkedArray):  # a pandas column backed by pyarrow
+        array = array.combine_chunks()
+    encoded = pc.dictionary_encode(array)
     return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
 
 

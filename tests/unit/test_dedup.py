@@ -253,3 +253,30 @@ def test_deterministic_across_hash_seeds() -> None:
         outputs.append(run.stdout.split())
     assert outputs[0] == outputs[1]
     assert int(outputs[0][1]) > 0 and int(outputs[0][2]) > 0
+
+
+def test_sketch_prefilter_never_changes_the_verified_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairs right around the threshold, within the day and against history: skipping the
+    prefilter (every candidate checked exactly) must give the very same result."""
+    from governance import dedup as dedup_module
+
+    rng = np.random.default_rng(7)
+    texts1, labels1 = planted_day(3, 400, "h")
+    r1 = deduplicate(as_items(texts1, labels1, source="d1"), None, DedupConfig())
+    history = as_history(r1, "train", "2026-01-01")
+    texts2, labels2 = planted_day(4, 400, "n")
+    for k in range(200):  # 1 to 5 of 16 words changed: Jaccard from about 0.94 down to 0.5
+        source = texts1 if k % 2 else texts2
+        words = source[k].split()
+        for position in rng.choice(16, size=1 + k % 5, replace=False):
+            words[position] = f"edit{k}_{position}"
+        texts2.append(" ".join(words))
+        labels2.append(labels1[k] if k % 2 else labels2[k])
+    day2 = as_items(texts2, labels2, source="d2")
+    filtered = deduplicate(day2, history, DedupConfig())
+    monkeypatch.setattr(dedup_module, "sketch_margin", lambda threshold, size: 2.0)
+    exhaustive = deduplicate(day2, history, DedupConfig())
+    assert filtered.stats["checked_pairs"] < exhaustive.stats["checked_pairs"]
+    assert filtered.stats["near_dropped"] >= 30  # the single-word edits (Jaccard 15/17)
+    for name in ("assignments", "duplicates", "quarantine", "conflicts", "index"):
+        pd.testing.assert_frame_equal(getattr(filtered, name), getattr(exhaustive, name))
