@@ -30,7 +30,7 @@ from governance.minhash import (
     signatures,
     sketch_margin,
 )
-from governance.textnorm import ShingleSets, normalise_texts, shingle_sets, stable_hash64
+from governance.textnorm import normalise_texts, shingle_sets, stable_hash64
 from governance.unionfind import connected_components
 
 STAGE = "dedup"
@@ -139,6 +139,7 @@ def deduplicate(
     batch = _Batch.build(items, scheme)
     past = _History.build(history, scheme)
     near = _near_pairs(batch, past, config)
+    batch.sketch = batch.sketch[:0]  # only candidates needed it; free it before assembling
     nodes = _cluster(batch, past, near)
     outcome = _decide(batch, nodes, config)
     return _assemble(batch, nodes, outcome, near, scheme, config)
@@ -163,7 +164,7 @@ class _Batch:
     text_of_item: np.ndarray  # per item: index into texts
     texts: np.ndarray  # distinct normalised texts, in order of first appearance
     text_keys: np.ndarray  # exact key (int64) of each distinct text
-    sets: ShingleSets
+    shingle_counts: np.ndarray  # per text; the shingles themselves are rebuilt on demand
     keys: np.ndarray  # (n_texts, bands) int64
     sketch: np.ndarray  # (n_texts, num_perm) uint16: low bits of the MinHash values
 
@@ -176,7 +177,19 @@ class _Batch:
         sets = shingle_sets(texts.tolist(), scheme.ngram)
         text_keys = stable_hash64(texts.tolist()).view(np.int64)
         keys, sketch = band_keys_and_sketch(sets, scheme)
-        return cls(items, norm, text_of_item, texts, text_keys, sets, keys, sketch)
+        return cls(items, norm, text_of_item, texts, text_keys, sets.lengths, keys, sketch)
+
+    def pair_jaccard(
+        self, other_texts: list[str], left: np.ndarray, right: np.ndarray, ngram: int
+    ) -> np.ndarray:
+        """Exact Jaccard of text pairs; an index below len(texts) is a batch text, above it
+        ``other_texts[index - len(texts)]``. Only the texts involved are shingled again, so the
+        batch's full shingle arrays need not stay in memory while candidates are generated."""
+        n_texts = len(self.texts)
+        nodes = np.unique(np.concatenate([left, right]))
+        texts = [self.texts[i] if i < n_texts else other_texts[i - n_texts] for i in nodes]
+        sets = shingle_sets(texts, ngram)
+        return pairwise_jaccard(sets, np.searchsorted(nodes, left), np.searchsorted(nodes, right))
 
 
 @dataclass
@@ -235,7 +248,7 @@ class _NearPairs:
 def _near_pairs(batch: _Batch, past: _History, config: DedupConfig) -> _NearPairs:
     """LSH candidates among the batch's texts and against history rows sharing a band key,
     each verified with the exact Jaccard of the shingle sets."""
-    active = np.flatnonzero(batch.sets.lengths > 0)
+    active = np.flatnonzero(batch.shingle_counts > 0)
     hist_active = past.frame[NORM_TEXT].fillna("").astype(str).to_numpy() != ""
     touching = _shares_a_band_key(past.keys, batch.keys[active])
     hist_rows = np.flatnonzero(touching & hist_active)
@@ -246,8 +259,7 @@ def _near_pairs(batch: _Batch, past: _History, config: DedupConfig) -> _NearPair
     right = np.where(to_history, right - len(active), active[np.minimum(right, len(active) - 1)])
     hist_texts = past.frame[NORM_TEXT].iloc[hist_rows].astype(str).tolist()
     hist_sets = shingle_sets(hist_texts, config.ngram)
-    sets = ShingleSets.concat([batch.sets, hist_sets])
-    other = np.where(to_history, batch.sets.n_docs + right, right)
+    other = np.where(to_history, len(batch.texts) + right, right)
     sketch = np.concatenate(
         [batch.sketch, signatures(hist_sets, config.num_perm).astype(np.uint16)]
     )
@@ -255,7 +267,8 @@ def _near_pairs(batch: _Batch, past: _History, config: DedupConfig) -> _NearPair
     plausible = np.flatnonzero(estimated_jaccard(sketch, left, other) >= floor)
     similar = np.zeros(len(left), dtype=bool)
     similar[plausible] = (
-        pairwise_jaccard(sets, left[plausible], other[plausible]) >= config.threshold
+        batch.pair_jaccard(hist_texts, left[plausible], other[plausible], config.ngram)
+        >= config.threshold
     )
     within, across = similar & ~to_history, similar & to_history
     return _NearPairs(
@@ -363,7 +376,6 @@ def _members(batch: _Batch, graph: _Graph) -> pd.DataFrame:
             "order": n_hist + np.arange(len(batch.items)),
             frames.ITEM_ID: batch.items[frames.ITEM_ID].astype(str).to_numpy(),
             frames.LABEL: batch.items[frames.LABEL].astype("str").to_numpy(),
-            NORM_TEXT: batch.norm,
             "is_history": False,
             frames.SPLIT: None,
             frames.CLUSTER_ID: None,
@@ -377,7 +389,6 @@ def _members(batch: _Batch, graph: _Graph) -> pd.DataFrame:
             "order": np.arange(n_hist),
             frames.ITEM_ID: graph.hist_nodes[frames.ITEM_ID].astype(str).to_numpy(),
             frames.LABEL: graph.hist_nodes[frames.LABEL].astype("str").to_numpy(),
-            NORM_TEXT: graph.hist_nodes[NORM_TEXT].fillna("").astype(str).to_numpy(),
             "is_history": True,
             frames.SPLIT: graph.hist_nodes[frames.SPLIT].astype(str).to_numpy(),
             frames.CLUSTER_ID: graph.hist_nodes[frames.CLUSTER_ID].astype(str).to_numpy(),
@@ -451,9 +462,9 @@ def _decide(batch: _Batch, graph: _Graph, config: DedupConfig) -> _Outcome:
         ],
         dtype=object,
     )
-    norm = members[NORM_TEXT].to_numpy()
     label = members[frames.LABEL].to_numpy()
-    same_text_as_rep = norm[:n] == norm[rep]
+    text_code = members["text_code"].to_numpy()  # equal codes <=> equal normalised texts
+    same_text_as_rep = text_code[:n] == text_code[rep]
     conflict = np.isin(component, comps.conflicts.index.to_numpy())
     winner = comps.conflicts["winner"].reindex(component).to_numpy()
     resolved = conflict & pd.notna(winner)
@@ -589,14 +600,13 @@ def _duplicates(
     members = outcome.members
     kept = outcome.kept_member[dropped]
     similarity = np.ones(len(dropped))
-    norm = members[NORM_TEXT].to_numpy()
-    differs = norm[dropped] != norm[kept]
+    text_code = members["text_code"].to_numpy()  # equal codes <=> equal normalised texts
+    differs = text_code[dropped] != text_code[kept]
     if differs.any():
         hist_texts = graph.hist_nodes[NORM_TEXT].fillna("").astype(str).tolist()
-        sets = ShingleSets.concat([batch.sets, shingle_sets(hist_texts, config.ngram)])
         text_node = members["text_node"].to_numpy()
-        similarity[differs] = pairwise_jaccard(
-            sets, text_node[dropped[differs]], text_node[kept[differs]]
+        similarity[differs] = batch.pair_jaccard(
+            hist_texts, text_node[dropped[differs]], text_node[kept[differs]], config.ngram
         )
     items = batch.items.iloc[dropped]
     return pd.DataFrame(
@@ -657,13 +667,15 @@ def _index(batch: _Batch, outcome: _Outcome, scheme: LshScheme) -> pd.DataFrame:
     text = batch.text_of_item[rows]
     index = pd.DataFrame(
         {
-            frames.ITEM_ID: batch.items[frames.ITEM_ID].to_numpy()[rows],
+            frames.ITEM_ID: batch.items[frames.ITEM_ID].iloc[rows].to_numpy(),
             frames.CLUSTER_ID: pd.array(outcome.cluster_id[rows], dtype="str"),
-            frames.LABEL: batch.items[frames.LABEL].to_numpy()[rows],
+            frames.LABEL: batch.items[frames.LABEL].iloc[rows].to_numpy(),
             NORM_TEXT: pd.array(batch.texts[text], dtype="str"),
             EXACT_KEY: batch.text_keys[text],
             LSH_SCHEME: pd.array([scheme.name] * len(rows), dtype="str"),
         }
     )
-    keys = pd.DataFrame(batch.keys[text], columns=scheme.band_columns)
-    return pd.concat([index, keys], axis=1)
+    keys = batch.keys[text]
+    for band, column in enumerate(scheme.band_columns):  # no copy of the text columns
+        index[column] = keys[:, band]
+    return index

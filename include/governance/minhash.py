@@ -150,7 +150,7 @@ def sketch_margin(threshold: float, sketch_size: int) -> float:
 
 
 def estimated_jaccard(
-    sketch: np.ndarray, left: np.ndarray, right: np.ndarray, chunk: int = 1 << 18
+    sketch: np.ndarray, left: np.ndarray, right: np.ndarray, chunk: int = 1 << 16
 ) -> np.ndarray:
     """Share of equal MinHash values of each (left[i], right[i]) pair: an unbiased Jaccard
     estimate, cheap enough to discard most chance candidates before the exact verification."""
@@ -186,7 +186,7 @@ class _ShingleHasher:
         codes, distinct = pd.factorize(hashes)
         self.table: np.ndarray | None = None
         if len(distinct) * num_perm * 4 <= _TABLE_BYTES:
-            self.codes = codes
+            self.codes = codes.astype(np.int32)  # the table has far fewer than 2**31 rows
             self.table = np.empty((len(distinct), num_perm), dtype=np.uint32)
             for lo in range(0, len(distinct), _CHUNK_SHINGLES):
                 chunk = np.asarray(distinct[lo : lo + _CHUNK_SHINGLES], dtype=np.uint64)

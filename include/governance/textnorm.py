@@ -49,20 +49,32 @@ def normalise_text(text: str) -> str:
     return " ".join(folded.translate(_punctuation_table()).split())
 
 
+NORMALISE_CHUNK = 100_000  # texts turned into Python strings at a time
+
+
 def normalise_texts(texts: Sequence[str] | pd.Series) -> np.ndarray:
-    """Normalise many texts, each distinct text once; returns an object array aligned with input."""
-    codes, uniques = _factorise(texts)
+    """Normalise many texts, each distinct text of a chunk once; returns an object array aligned
+    with the input. Chunks keep the transient copies small next to the result on a million rows."""
+    out = np.empty(len(texts), dtype=object)
     ascii_table = _ascii_punctuation_table()
-    normalised = np.array(
-        [
-            " ".join(text.lower().translate(ascii_table).split())
-            if text.isascii()
-            else normalise_text(text)
-            for text in uniques
-        ],
-        dtype=object,
-    )
-    return normalised[codes]
+    for lo in range(0, len(texts), NORMALISE_CHUNK):
+        chunk = (
+            texts.iloc[lo : lo + NORMALISE_CHUNK]
+            if isinstance(texts, pd.Series)
+            else (texts[lo : lo + NORMALISE_CHUNK])
+        )
+        codes, uniques = _factorise(chunk)
+        normalised = np.array(
+            [
+                " ".join(text.lower().translate(ascii_table).split())
+                if text.isascii()
+                else normalise_text(text)
+                for text in uniques
+            ],
+            dtype=object,
+        )
+        out[lo : lo + len(codes)] = normalised[codes]
+    return out
 
 
 def _factorise(texts: Sequence[str] | pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -136,16 +148,31 @@ class ShingleSets:
         return ShingleSets(np.concatenate(offsets), np.concatenate([p.hashes for p in parts]))
 
 
+SHINGLE_CHUNK_DOCS = 100_000  # bounds the token arrays alive at once on a million rows
+
+
 def shingle_sets(norm_texts: Sequence[str], ngram: int) -> ShingleSets:
     """Word n-gram shingles of normalised texts, hashed stably.
 
     Tokens are the space-separated words of the normalised text; each distinct token is hashed
     once with blake2b and n-grams combine token hashes with a fixed mix. A text shorter than n
     words has one shingle made of all its words, so short texts still compare; an empty text
-    has none and is never a near duplicate of anything.
+    has none and is never a near duplicate of anything. Texts are tokenised in chunks, which
+    keeps the intermediate token arrays to a fraction of the result's size.
     """
     if ngram < 1:
         raise ValueError(f"ngram must be >= 1, got {ngram}")
+    if len(norm_texts) <= SHINGLE_CHUNK_DOCS:
+        return _shingle_chunk(norm_texts, ngram)
+    return ShingleSets.concat(
+        [
+            _shingle_chunk(norm_texts[lo : lo + SHINGLE_CHUNK_DOCS], ngram)
+            for lo in range(0, len(norm_texts), SHINGLE_CHUNK_DOCS)
+        ]
+    )
+
+
+def _shingle_chunk(norm_texts: Sequence[str], ngram: int) -> ShingleSets:
     lists = pc.split_pattern(pa.array(norm_texts, type=pa.large_string()), " ")
     tokens = lists.flatten()
     owner = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
