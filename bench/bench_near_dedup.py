@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from datasketch import MinHash, MinHashLSH
-from scipy import sparse
 
 from governance.dedup import DedupConfig, deduplicate
+from governance.jaccard_reference import exact_similar_pairs
 from governance.minhash import RECALL_WEIGHTS, LshScheme, band_keys, bucket_pairs, pairwise_jaccard
 from governance.textnorm import normalise_texts, shingle_sets
 
@@ -43,21 +43,6 @@ def synthetic_docs(n: int, seed: int, near_rate: float = 0.3) -> list[str]:
                 source[pick.randrange(len(source))] = str(vocab[pick.randrange(len(vocab))])
             docs[i] = " ".join(source)
     return docs
-
-
-def brute_force(docs: list[str], threshold: float) -> set[tuple[int, int]]:
-    vocab: dict[str, int] = {}
-    rows, cols = [], []
-    for i, doc in enumerate(docs):
-        for word in set(doc.split()):
-            rows.append(i)
-            cols.append(vocab.setdefault(word, len(vocab)))
-    x = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(docs), len(vocab)))
-    inter = sparse.triu(x @ x.T, k=1).tocoo()
-    sizes = np.asarray(x.sum(axis=1)).ravel()
-    jaccard = inter.data / (sizes[inter.row] + sizes[inter.col] - inter.data)
-    keep = jaccard >= threshold
-    return set(zip(inter.row[keep].tolist(), inter.col[keep].tolist(), strict=True))
 
 
 def run_datasketch(docs: list[str], scheme: LshScheme) -> tuple[float, set[tuple[int, int]]]:
@@ -95,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     scheme = LshScheme.for_threshold(args.threshold, args.num_perm, 1, RECALL_WEIGHTS)
     docs = synthetic_docs(args.n, seed=1)
-    truth = brute_force(docs, args.threshold)
+    truth = exact_similar_pairs(docs, args.threshold)
     run_ours(docs[:200], scheme)  # warm-up: one-off tables (punctuation, permutations)
     ds_time, ds_pairs = run_datasketch(docs, scheme)
     our_time, our_pairs = min(run_ours(docs, scheme) for _ in range(3))

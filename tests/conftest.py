@@ -29,7 +29,7 @@ os.environ.update(
         "HF_HUB_OFFLINE": "1",
     }
 )
-# Every session starts from an empty metadata database, before anything imports Airflow.
+# Every test run starts from an empty metadata database, before anything imports Airflow.
 shutil.rmtree(TEST_AIRFLOW_HOME, ignore_errors=True)
 TEST_AIRFLOW_HOME.mkdir(parents=True)
 for folder in ("plugins", "dags"):

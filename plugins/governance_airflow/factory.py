@@ -46,6 +46,18 @@ def curated_asset(contract: Contract) -> Asset:
     )
 
 
+def _rate_override(title: str, current: float) -> Param:
+    """An optional share in [0, 1] that overrides a contract threshold for one run."""
+    return Param(
+        None,
+        type=["null", "number"],
+        minimum=0,
+        maximum=1,
+        title=title,
+        description=f"Empty: the contract's {current}.",
+    )
+
+
 def manual_params(contract: Contract) -> dict[str, Param]:
     """The trigger form. JSON-schema validation refuses a bad value before any task runs."""
     return {
@@ -71,21 +83,11 @@ def manual_params(contract: Contract) -> dict[str, Param]:
             title="Near-duplicate Jaccard threshold",
             description=f"Empty: the contract's {contract.dedup.near_threshold}.",
         ),
-        "max_quarantine_rate": Param(
-            None,
-            type=["null", "number"],
-            minimum=0,
-            maximum=1,
-            title="Max quarantine rate",
-            description=f"Empty: the contract's {contract.gate.max_quarantine_rate}.",
+        "max_quarantine_rate": _rate_override(
+            "Max quarantine rate", contract.gate.max_quarantine_rate
         ),
-        "max_duplicate_rate": Param(
-            None,
-            type=["null", "number"],
-            minimum=0,
-            maximum=1,
-            title="Max duplicate rate",
-            description=f"Empty: the contract's {contract.gate.max_duplicate_rate}.",
+        "max_duplicate_rate": _rate_override(
+            "Max duplicate rate", contract.gate.max_duplicate_rate
         ),
     }
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
 from datasketch.lsh import _optimal_param
-from scipy import sparse
 
+from governance.jaccard_reference import exact_similar_pairs
 from governance.minhash import (
     RECALL_WEIGHTS,
     LshScheme,
@@ -37,22 +37,6 @@ def planted_corpus(n_base: int, seed: int) -> list[str]:
                 edited[rng.randrange(len(edited))] = rng.choice(vocab)
             docs.append(" ".join(edited))
     return docs
-
-
-def brute_force_pairs(docs: list[str], threshold: float) -> set[tuple[int, int]]:
-    """All pairs with word-set Jaccard >= threshold, via a sparse incidence matrix."""
-    vocab: dict[str, int] = {}
-    rows, cols = [], []
-    for i, doc in enumerate(docs):
-        for word in set(doc.split()):
-            rows.append(i)
-            cols.append(vocab.setdefault(word, len(vocab)))
-    x = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(docs), len(vocab)))
-    inter = sparse.triu(x @ x.T, k=1).tocoo()
-    sizes = np.asarray(x.sum(axis=1)).ravel()
-    jaccard = inter.data / (sizes[inter.row] + sizes[inter.col] - inter.data)
-    keep = jaccard >= threshold
-    return set(zip(inter.row[keep].tolist(), inter.col[keep].tolist(), strict=True))
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.7, 0.8, 0.85, 0.9])
@@ -83,7 +67,7 @@ def test_minhash_estimates_are_unbiased() -> None:
 
 def test_candidate_recall_against_brute_force() -> None:
     docs = planted_corpus(2500, seed=3)
-    truth = brute_force_pairs(docs, 0.8)
+    truth = exact_similar_pairs(docs, 0.8)
     assert len(truth) > 300
     scheme = LshScheme.for_threshold(0.8, 128, 1)
     sets = shingle_sets([normalise_text(d) for d in docs], 1)
@@ -105,7 +89,7 @@ def test_finds_the_pairs_datasketch_finds() -> None:
             m.update(word.encode())
         lsh.insert(i, m)
         sketches.append(m)
-    truth = brute_force_pairs(docs, 0.8)
+    truth = exact_similar_pairs(docs, 0.8)
     reference = {
         (min(i, j), max(i, j)) for i, m in enumerate(sketches) for j in lsh.query(m) if i != j
     } & truth
