@@ -118,6 +118,15 @@ def load_history(run: DayRun) -> tuple[pd.DataFrame | None, list[str]]:
     return pd.concat(parts, ignore_index=True), days
 
 
+def split_registry(history: pd.DataFrame | None) -> pd.DataFrame:
+    """Which published item went to which split: all that later stages need of the history,
+    saved once so they do not read every earlier version again."""
+    columns = [F.ITEM_ID, F.LABEL, F.SPLIT]
+    if history is None:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
+    return history[columns]
+
+
 def stage_ingest(run: DayRun) -> dict[str, Any]:
     """Read and validate the day's files; every rejected record lands in quarantine."""
     result = read_partition(run.contract, run.landing_dir)
@@ -146,6 +155,7 @@ def stage_dedup(run: DayRun) -> dict[str, Any]:
     _save(run, "conflicts", result.conflicts)
     _save(run, "quarantine_dedup", result.quarantine)
     _save(run, "dedup_index", result.index)
+    _save(run, "registry", split_registry(history))
     summary = {**{k: v for k, v in result.stats.items()}, "history_versions": days}
     _save_json(run, "dedup", summary)
     return summary
@@ -163,7 +173,7 @@ def stage_split(run: DayRun) -> dict[str, Any]:
         validate="one_to_one",
     )
     kept = kept[kept["kept"].fillna(False).astype(bool) & ~kept[F.ITEM_ID].isin(quarantined)]
-    history, _ = load_history(run)
+    history = _load(run, "registry")
     kept = kept.reset_index(drop=True)
     kept[F.SPLIT] = assign_splits(
         kept, run.contract.split.fractions, history, salt=run.contract.split.salt
@@ -187,7 +197,7 @@ def _split_of_kept(
 def build_tables(run: DayRun) -> dict[str, pd.DataFrame]:
     """The files of the published version, in a deterministic order."""
     splits = _load(run, "splits")
-    history, _ = load_history(run)
+    history = _load(run, "registry")
     duplicates = _load(run, "duplicates")
     duplicates[F.SPLIT] = _split_of_kept(duplicates, splits, history)
     quarantine = pd.concat(
