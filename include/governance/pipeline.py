@@ -156,7 +156,7 @@ def stage_dedup(run: DayRun) -> dict[str, Any]:
     _save(run, "quarantine_dedup", result.quarantine)
     _save(run, "dedup_index", result.index)
     _save(run, "registry", split_registry(history))
-    summary = {**{k: v for k, v in result.stats.items()}, "history_versions": days}
+    summary = {**result.stats, "history_versions": days}
     _save_json(run, "dedup", summary)
     return summary
 

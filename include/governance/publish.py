@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from governance.hashing import sha256_file
+
 MANIFEST = "manifest.json"
 STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".trash-"
@@ -27,14 +28,6 @@ TRASH_PREFIX = ".trash-"
 
 class ConservationError(AssertionError):
     """Rows were lost or double counted: publishing would hide it, so the run stops."""
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_conservation(rows_in: int, buckets: Mapping[str, int]) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import pyarrow.parquet as pq
 from governance import frames
 from governance.contracts import Contract
 from governance.errors import IngestError
+from governance.hashing import sha256_file
 
 _CHUNK = 1 << 20
 
@@ -68,14 +68,9 @@ def preview(raw: str | bytes, encoding: str = "utf-8") -> str:
     return raw[: frames.RAW_PREVIEW_CHARS].rstrip("\r\n")
 
 
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def read_file(contract: Contract, path: Path) -> ParsedFile:
     """Parse one landing file with the contract's source options."""
-    parsed = ParsedFile(name=path.name, sha256=file_sha256(path), size=path.stat().st_size)
+    parsed = ParsedFile(name=path.name, sha256=sha256_file(path), size=path.stat().st_size)
     _READERS[contract.source.format](contract, path, parsed)
     if parsed.size == 0:
         parsed.warnings.append(f"empty file {parsed.name}")

@@ -74,6 +74,14 @@ def demo(module_root: Path):
     return module_root, truths
 
 
+def assert_leak_free(root: Path, dataset: str, days: list[str]):
+    """Unique published items, no near-identical pair across splits; returns items, duplicates."""
+    items = published_items(root, dataset, days)
+    assert items["item_id"].is_unique
+    assert cross_split_near_pairs(items, threshold=0.9) == []
+    return items, read_table(root, dataset, days, "duplicates")
+
+
 def test_sms_every_row_accounted_and_known_duplicates_dropped(sms) -> None:
     root, placed = sms
     found = manifests(root, "sms_spam", SMS_DAYS)
@@ -103,10 +111,7 @@ def test_sms_every_row_accounted_and_known_duplicates_dropped(sms) -> None:
 
 def test_sms_no_duplicate_cluster_spans_two_splits(sms) -> None:
     root, _ = sms
-    items = published_items(root, "sms_spam", SMS_DAYS)
-    assert items["item_id"].is_unique
-    assert cross_split_near_pairs(items, threshold=0.9) == []
-    dups = read_table(root, "sms_spam", SMS_DAYS, "duplicates")
+    items, dups = assert_leak_free(root, "sms_spam", SMS_DAYS)
     kept_split = items.set_index("item_id")["split"]
     assert (dups["split"] == dups["kept_item_id"].map(kept_split)).all()
 
@@ -150,10 +155,7 @@ def test_demo_feed_stages_catch_the_injected_defects(demo) -> None:
 
 def test_demo_split_is_stable_and_leak_free(demo) -> None:
     root, _ = demo
-    items = published_items(root, "demo_reviews", DEMO_DAYS)
-    assert items["item_id"].is_unique
-    assert cross_split_near_pairs(items, threshold=0.9) == []
-    dups = read_table(root, "demo_reviews", DEMO_DAYS, "duplicates")
+    items, dups = assert_leak_free(root, "demo_reviews", DEMO_DAYS)
     later = dups[dups["in_history"]]
     assert len(later) > 0, "the feed injects duplicates of earlier days"
     kept_split = items.set_index("item_id")["split"]
