@@ -53,6 +53,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_near_dedup.py
 	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_audit.py
+	$(BIN)/python bench/bench_agreement.py
 	$(BIN)/python bench/bench_dag_parse.py
 
 clean:

@@ -16,6 +16,8 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+SENTI4SD_CSV = SHARED_DATASETS / "senti4sd_gold" / "Senti4SD_GoldStandard_EmotionPolarity.csv"
+SMS_SPAM_TSV = SHARED_DATASETS / "sms_spam_collection" / "SMSSpamCollection"
 TEST_AIRFLOW_HOME = PROJECT_ROOT / ".airflow-test"
 
 os.environ.update(

@@ -159,10 +159,24 @@ class LandingSpec(_Strict):
 
 
 class GateSpec(_Strict):
-    """Thresholds the gate enforces before publishing (audit figures come later)."""
+    """Thresholds a version must meet to be published; any one failing stops the fine-tune."""
 
     max_quarantine_rate: float = Field(default=0.2, ge=0.0, le=1.0)
     max_duplicate_rate: float = Field(default=0.5, ge=0.0, le=1.0)
+    min_alpha: float = Field(default=0.4, ge=-1.0, le=1.0)
+    max_suspected_error_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    min_rows_per_class_per_split: int = Field(default=1, ge=0)
+    max_class_drift: float = Field(default=0.2, ge=0.0, le=1.0)
+
+
+class AuditSpec(_Strict):
+    """How labels are audited: the out-of-fold baseline and when an annotator is unreliable."""
+
+    folds: int = Field(default=5, ge=2, le=20)
+    seed: int = 0
+    min_annotator_accuracy: float = Field(default=0.7, ge=0.0, le=1.0)
+    min_annotator_items: int = Field(default=20, ge=1)
+    min_pair_overlap: int = Field(default=10, ge=1)
 
 
 class Contract(_Strict):
@@ -181,6 +195,7 @@ class Contract(_Strict):
     dedup: DedupSpec = Field(default_factory=DedupSpec)
     split: SplitSpec = Field(default_factory=SplitSpec)
     landing: LandingSpec = Field(default_factory=LandingSpec)
+    audit: AuditSpec = Field(default_factory=AuditSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
 
     @model_validator(mode="after")

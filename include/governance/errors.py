@@ -25,3 +25,7 @@ class PartitionMissingError(IngestError):
 
 class EmptyPartitionError(IngestError):
     """The day's folder exists but holds no file matching the contract's source.pattern."""
+
+
+class GateFailedError(NonRetryableError):
+    """The version missed a quality threshold; the data must change, not the attempt."""

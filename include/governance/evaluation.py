@@ -11,6 +11,10 @@ rows it flagged (fp) and the defects it missed (fn). Matching keys:
 - conflicts: item ids of quarantine rows of stage "dedup" whose reasons start "label_conflict".
 - label_canonicalisation: dirty-spelled votes of published items, keyed (item_id, annotator);
   predicted are the votes whose canonical label differs from their raw spelling.
+- flipped_labels: item ids in the review queue against the published items whose votes were all
+  flipped to a wrong class.
+- unreliable_annotators: annotators flagged in annotator_quality against the generator's
+  unreliable annotators that voted on published items.
 """
 
 from __future__ import annotations
@@ -23,7 +27,16 @@ import pandas as pd
 from governance import frames
 from governance.demo_feed import DayTruth, load_truth
 
-STAGES = ("parse", "validate", "label_canonicalisation", "exact_dedup", "near_dedup", "conflicts")
+STAGES = (
+    "parse",
+    "validate",
+    "label_canonicalisation",
+    "exact_dedup",
+    "near_dedup",
+    "conflicts",
+    "flipped_labels",
+    "unreliable_annotators",
+)
 CONFLICT_REASON = "label_conflict"
 MANIFEST = "manifest.json"
 LINE_COLUMNS = [frames.SOURCE_FILE, frames.SOURCE_LINE, frames.N_SOURCE_ROWS]
@@ -134,6 +147,10 @@ def evaluate_version(truth: DayTruth, version_dir: Path) -> dict[str, dict]:
         "annotations.parquet",
         [frames.ITEM_ID, frames.ANNOTATOR, frames.LABEL, frames.RAW_LABEL],
     )
+    queue = _read(version_dir, "review_queue.parquet", [frames.ITEM_ID])
+    quality = _read(version_dir, "annotator_quality.parquet", [frames.ANNOTATOR, "flagged"])
+    on_published = annotations[annotations[frames.ITEM_ID].astype(str).isin(published)]
+    voters = set(on_published[frames.ANNOTATOR].dropna().astype(str))
     conflicts = set(truth.conflicts)
     return {
         "parse": score(_quarantine_keys(quarantine, "parse"), map(tuple, truth.unparseable)),
@@ -148,6 +165,13 @@ def evaluate_version(truth: DayTruth, version_dir: Path) -> dict[str, dict]:
             _dropped(duplicates, "near") - conflicts, set(truth.near_duplicates) - conflicts
         ),
         "conflicts": score(_conflicting(quarantine), conflicts),
+        "flipped_labels": score(
+            queue[frames.ITEM_ID].astype(str), set(truth.flipped_items) & published
+        ),
+        "unreliable_annotators": score(
+            quality.loc[quality["flagged"].astype(bool), frames.ANNOTATOR].astype(str),
+            set(truth.unreliable_annotators) & voters,
+        ),
     }
 
 

@@ -17,8 +17,11 @@ from typing import Any
 import pandas as pd
 
 from governance import frames as F
+from governance.audit import AUDIT_TABLES, run_audit
 from governance.contracts import Contract, data_root
 from governance.dedup import DedupConfig, deduplicate
+from governance.errors import GateFailedError
+from governance.gate import evaluate_gate
 from governance.ingest import read_partition
 from governance.publish import (
     MANIFEST,
@@ -26,6 +29,7 @@ from governance.publish import (
     publish_version,
     read_manifest,
 )
+from governance.report import render_report
 from governance.split import assign_splits, split_sizes
 
 DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -63,6 +67,11 @@ class DayRun:
     @property
     def version_dir(self) -> Path:
         return self.curated_root / self.day
+
+    @property
+    def unpublished_dir(self) -> Path:
+        """Where a dry run or a version the gate refused leaves its report and tables."""
+        return self.root / "unpublished" / self.name / self.day
 
     @property
     def work_dir(self) -> Path:
@@ -184,6 +193,27 @@ def stage_split(run: DayRun) -> dict[str, Any]:
     return sizes
 
 
+def previous_version(run: DayRun) -> tuple[pd.DataFrame | None, str | None]:
+    """The items of the latest version published before this day (the one drift compares to)."""
+    days = _load_json(run, "dedup")["history_versions"]
+    if not days:
+        return None, None
+    folder = run.curated_root / days[-1]
+    parts = [pd.read_parquet(folder / f"{s}.parquet", columns=[F.TEXT, F.LABEL]) for s in F.SPLITS]
+    return pd.concat(parts, ignore_index=True), days[-1]
+
+
+def stage_audit(run: DayRun) -> dict[str, Any]:
+    """Consensus, agreement, annotator quality, suspected label errors and drift."""
+    splits = _load(run, "splits")
+    previous, version = previous_version(run)
+    result = run_audit(run.contract, splits, _load(run, "annotations"), previous, version)
+    for name, table in result.tables.items():
+        _save(run, f"audit_{name}", table)
+    _save_json(run, "audit", result.summary)
+    return result.summary
+
+
 def _split_of_kept(
     duplicates: pd.DataFrame, splits: pd.DataFrame, history: pd.DataFrame | None
 ) -> pd.Series:
@@ -200,6 +230,8 @@ def build_tables(run: DayRun) -> dict[str, pd.DataFrame]:
     history = _load(run, "registry")
     duplicates = _load(run, "duplicates")
     duplicates[F.SPLIT] = _split_of_kept(duplicates, splits, history)
+    texts = _load(run, "items").set_index(F.ITEM_ID)[F.TEXT]
+    duplicates[F.TEXT] = duplicates[F.ITEM_ID].map(texts)
     quarantine = pd.concat(
         [_load(run, "quarantine_ingest"), _load(run, "quarantine_dedup")], ignore_index=True
     )
@@ -218,6 +250,7 @@ def build_tables(run: DayRun) -> dict[str, pd.DataFrame]:
         annotations=annotations,
         index=index,
     )
+    tables.update({name: _load(run, f"audit_{name}") for name in AUDIT_TABLES})
     return tables
 
 
@@ -250,7 +283,7 @@ def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, An
     dedup = _load_json(run, "dedup")
     quarantine = tables["quarantine"]
     kinds = tables["duplicates"][F.DUPLICATE_KIND].value_counts()
-    return {
+    manifest = {
         "dataset": run.name,
         "version": run.day,
         "published": not run.dry_run,
@@ -278,24 +311,56 @@ def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, An
             "near_duplicate_jaccard": run.contract.dedup.near_threshold,
             **run.contract.gate.model_dump(),
         },
-        "gate": {"status": "not_evaluated"},
         "inputs": ingest["files"],
+        "audit": _load_json(run, "audit"),
     }
+    manifest["gate"] = evaluate_gate(manifest, run.contract)
+    return manifest
+
+
+def write_version(
+    target: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """The tables, the review queue as CSV and the HTML report, then the manifest, atomically."""
+    files = {
+        "report.html": render_report(manifest, tables).encode("utf-8"),
+        "review_queue.csv": tables["review_queue"].to_csv(index=False).encode("utf-8"),
+    }
+    return publish_version(target, tables, manifest, files)
+
+
+def stage_gate(run: DayRun) -> dict[str, Any]:
+    """Decide whether the version is fit to train on.
+
+    A refused version is still written, with its report and the decision, where reviewers look
+    for it (``unpublished/``), and the run stops with every failed threshold in one message.
+    """
+    tables = build_tables(run)
+    manifest = build_manifest(run, tables)
+    decision = manifest["gate"]
+    _save_json(run, "gate", decision)
+    if decision["status"] == "failed" and not run.dry_run:
+        write_version(run.unpublished_dir, tables, {**manifest, "published": False})
+        shutil.rmtree(run.work_dir, ignore_errors=True)
+        raise GateFailedError(decision["message"])
+    return decision
 
 
 def stage_publish(run: DayRun) -> dict[str, Any]:
-    """Check conservation, then write the version atomically (or only report, on a dry run)."""
+    """Check conservation, then write the version atomically: to ``curated/`` when the gate
+    passed, to ``unpublished/`` on a dry run."""
     tables = build_tables(run)
     manifest = build_manifest(run, tables)
-    if not run.dry_run:
-        manifest = publish_version(run.version_dir, tables, manifest)
+    if manifest["gate"]["status"] != "passed" and not run.dry_run:
+        raise GateFailedError(manifest["gate"]["message"])
+    target = run.unpublished_dir if run.dry_run else run.version_dir
+    manifest = write_version(target, tables, manifest)
     shutil.rmtree(run.work_dir, ignore_errors=True)
     return manifest
 
 
 def run_day(run: DayRun) -> dict[str, Any]:
     """All stages in one process: for benchmarks, tests and the command line."""
-    stage_ingest(run)
-    stage_dedup(run)
-    stage_split(run)
+    for stage in (stage_ingest, stage_dedup, stage_split, stage_audit, stage_gate):
+        stage(run)
     return stage_publish(run)

@@ -114,11 +114,13 @@ def publish_version(
     target: Path,
     tables: Mapping[str, pd.DataFrame],
     manifest: dict[str, Any],
+    files: Mapping[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """Write ``tables`` as ``<name>.parquet`` plus the manifest into ``target`` atomically.
+    """Write ``tables`` as ``<name>.parquet``, the other ``files`` as they are, then the manifest,
+    into ``target`` atomically.
 
-    The manifest gains an ``outputs`` entry with the sha256, size and row count of every file.
-    An existing version at ``target`` (a rerun) is replaced as a whole.
+    The manifest gains an ``outputs`` entry with the sha256 and size (and row count, for tables)
+    of every file. An existing version at ``target`` (a rerun) is replaced as a whole.
     """
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -134,6 +136,10 @@ def publish_version(
             "bytes": path.stat().st_size,
             "rows": len(frame),
         }
+    for name, content in (files or {}).items():
+        path = staging / name
+        path.write_bytes(content)
+        outputs[name] = {"sha256": sha256_file(path), "bytes": len(content)}
     for path in staging.iterdir():
         with path.open("rb") as handle:
             os.fsync(handle.fileno())

@@ -12,6 +12,53 @@ def _counts(mapping: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in mapping.items()) or "none"
 
 
+def _number(value: float | None, pattern: str = "{:.3f}") -> str:
+    return "n/a" if value is None else pattern.format(value)
+
+
+def audit_lines(audit: dict[str, Any]) -> list[str]:
+    """Agreement, annotators, suspected label errors and drift, one line each."""
+    if not audit:
+        return []
+    agreement, annotators = audit.get("agreement"), audit.get("annotators")
+    errors, drift = audit.get("label_errors"), audit["drift"]
+    lines = []
+    if agreement:
+        lines.append(
+            f"  agreement      Krippendorff alpha {_number(agreement['krippendorff_alpha'])}, "
+            f"Fleiss kappa {_number(agreement['fleiss_kappa'])}"
+        )
+    else:
+        lines.append("  agreement      n/a (single-label dataset)")
+    if annotators:
+        flagged = ", ".join(annotators["flagged"]) or "none"
+        lines.append(f"  annotators     {annotators['count']}, flagged unreliable: {flagged}")
+    if errors:
+        lines.append(
+            f"  label errors   {errors['suspected']} suspected of {errors['items']} "
+            f"({errors['rate']:.1%}), out-of-fold accuracy {errors['out_of_fold_accuracy']:.3f}"
+        )
+    balance = drift["class_balance"]
+    if drift["previous_version"]:
+        lines.append(
+            f"  drift          vs {drift['previous_version']}: max class share change "
+            f"{_number(balance['max_share_change'], '{:.1%}')} (chi2 p "
+            f"{_number(balance['p_value'])}), length KS p "
+            f"{_number(drift['text_length']['p_value'])}, new vocabulary "
+            f"{_number(drift['new_vocabulary_share'], '{:.1%}')}"
+        )
+    else:
+        lines.append("  drift          n/a (first version)")
+    return lines
+
+
+def gate_line(gate: dict[str, Any]) -> str:
+    status = gate.get("status", "unknown")
+    if status == "failed":
+        return f"FAILED: {gate['message']}"
+    return status
+
+
 def format_day_summary(manifest: dict[str, Any], version_dir: Path | None = None) -> str:
     counts = manifest["counts"]
     quarantined = counts["quarantined"]
@@ -30,7 +77,8 @@ def format_day_summary(manifest: dict[str, Any], version_dir: Path | None = None
         f"  conservation   {cons['rows_in']} = quarantined {cons['quarantined']} + duplicates "
         f"{cons['duplicates']} + train {cons['train']} + val {cons['val']} + test {cons['test']}"
         f" -> {'holds' if cons['holds'] else 'VIOLATED'}",
-        f"  gate           {manifest['gate'].get('status', 'unknown')}",
+        *audit_lines(manifest.get("audit") or {}),
+        f"  gate           {gate_line(manifest['gate'])}",
     ]
     if version_dir is not None:
         lines.append(f"  outputs        {version_dir}")

@@ -46,15 +46,24 @@ def curated_asset(contract: Contract) -> Asset:
     )
 
 
-def _rate_override(title: str, current: float) -> Param:
-    """An optional share in [0, 1] that overrides a contract threshold for one run."""
+def _override(
+    title: str,
+    current: float,
+    *,
+    kind: str = "number",
+    minimum: float = 0,
+    maximum: float | None = 1,
+) -> Param:
+    """An optional value that overrides a contract threshold for one run."""
+    bounds: dict[str, float] = {"minimum": minimum}
+    if maximum is not None:
+        bounds["maximum"] = maximum
     return Param(
         None,
-        type=["null", "number"],
-        minimum=0,
-        maximum=1,
+        type=["null", kind],
         title=title,
         description=f"Empty: the contract's {current}.",
+        **bounds,
     )
 
 
@@ -83,11 +92,28 @@ def manual_params(contract: Contract) -> dict[str, Param]:
             title="Near-duplicate Jaccard threshold",
             description=f"Empty: the contract's {contract.dedup.near_threshold}.",
         ),
-        "max_quarantine_rate": _rate_override(
-            "Max quarantine rate", contract.gate.max_quarantine_rate
+        **gate_params(contract),
+    }
+
+
+def gate_params(contract: Contract) -> dict[str, Param]:
+    """One optional override per gate threshold; empty keeps the contract's value."""
+    gate = contract.gate
+    return {
+        "max_quarantine_rate": _override("Max quarantine rate", gate.max_quarantine_rate),
+        "max_duplicate_rate": _override("Max duplicate rate", gate.max_duplicate_rate),
+        "min_alpha": _override("Min Krippendorff's alpha", gate.min_alpha, minimum=-1, maximum=1),
+        "max_suspected_error_rate": _override(
+            "Max suspected label error rate", gate.max_suspected_error_rate
         ),
-        "max_duplicate_rate": _rate_override(
-            "Max duplicate rate", contract.gate.max_duplicate_rate
+        "min_rows_per_class_per_split": _override(
+            "Min items per class per split",
+            gate.min_rows_per_class_per_split,
+            kind="integer",
+            maximum=None,
+        ),
+        "max_class_drift": _override(
+            "Max change of a class share vs the previous version", gate.max_class_drift
         ),
     }
 
@@ -120,13 +146,24 @@ def build_governance_dag(contract: Contract) -> DAG:
         def split() -> dict[str, Any]:
             return run_stage("split", contract, get_current_context())
 
-        # The labeling audit and the quality gate run here, between split and publish.
+        @task
+        def audit() -> dict[str, Any]:
+            return run_stage("audit", contract, get_current_context())
+
+        @task
+        def gate() -> dict[str, Any]:
+            """A refused version fails here without retrying: the data must change, not the try."""
+            return run_stage("gate", contract, get_current_context())
 
         @task(outlets=[asset])
         def publish() -> dict[str, Any]:
             context = get_current_context()
             manifest = run_stage("publish", contract, context)
-            summary = {"version": manifest["version"], "counts": manifest["counts"]}
+            summary = {
+                "version": manifest["version"],
+                "counts": manifest["counts"],
+                "gate": manifest["gate"]["status"],
+            }
             if manifest["dry_run"]:
                 context["ti"].xcom_push(key="dry_run_summary", value=summary)
                 raise AirflowSkipException("dry run: computed everything, published nothing")
@@ -137,7 +174,7 @@ def build_governance_dag(contract: Contract) -> DAG:
             }
             return summary
 
-        wait >> ingest_validate() >> deduplicate() >> split() >> publish()
+        wait >> ingest_validate() >> deduplicate() >> split() >> audit() >> gate() >> publish()
     return dag
 
 

@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from governance.contracts import Contract
+from governance.contracts import Contract, GateSpec
 
 if TYPE_CHECKING:
     from governance.pipeline import DayRun
 
 PARAM_OVERRIDES = {
     "near_threshold": ("dedup", "near_threshold"),
-    "max_quarantine_rate": ("gate", "max_quarantine_rate"),
-    "max_duplicate_rate": ("gate", "max_duplicate_rate"),
+    **{name: ("gate", name) for name in GateSpec.model_fields},
 }
 
 

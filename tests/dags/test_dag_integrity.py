@@ -47,7 +47,15 @@ def test_every_task_retries_with_backoff_and_a_timeout(dagbag) -> None:
 
 def test_governance_tasks_in_order(dagbag) -> None:
     dag = dagbag.dags["govern_sms_spam"]
-    order = ["wait_for_partition", "ingest_validate", "deduplicate", "split", "publish"]
+    order = [
+        "wait_for_partition",
+        "ingest_validate",
+        "deduplicate",
+        "split",
+        "audit",
+        "gate",
+        "publish",
+    ]
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.get_task("wait_for_partition").mode == "reschedule"

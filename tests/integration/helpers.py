@@ -29,8 +29,9 @@ def stage_lines(
     return placed
 
 
-def run_days(dataset: str, days: list[str], **conf) -> list:
-    """Run the governance DAG through Airflow (dag.test) once per day; every run must succeed."""
+def run_days(dataset: str, days: list[str], expect: str = "success", **conf) -> list:
+    """Run the governance DAG through Airflow (dag.test) once per day; each run must end in the
+    ``expect``ed state."""
     from governance_airflow.factory import build_governance_dag
 
     dag = build_governance_dag(load_contract(contracts_dir() / f"{dataset}.yaml"))
@@ -38,9 +39,36 @@ def run_days(dataset: str, days: list[str], **conf) -> list:
     for day in days:
         logical = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
         dag_run = dag.test(logical_date=logical, run_conf=conf or None)
-        assert "success" in str(dag_run.state), f"{dataset} {day}: {dag_run.state}"
+        assert expect in str(dag_run.state), f"{dataset} {day}: {dag_run.state}"
         runs.append(dag_run)
     return runs
+
+
+def task_states(dag_run) -> dict[str, tuple[str, int]]:
+    """Each task's final state and try number in one DAG run, from the metadata database."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(TaskInstance).filter(
+            TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+        )
+        return {ti.task_id: (str(ti.state), ti.try_number) for ti in rows}
+
+
+def asset_events(asset_name: str) -> list[dict]:
+    """The extras of every event recorded for an asset, oldest first."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name == asset_name)
+            .order_by(AssetEvent.id)
+        )
+        return [dict(event.extra or {}) for event in events]
 
 
 def version(root: Path, dataset: str, day: str) -> Path:

@@ -10,7 +10,11 @@ import pandas as pd
 import pytest
 
 from governance.frames import SPLITS
+from governance.publish import read_manifest
+from tests.conftest import SENTI4SD_CSV, SMS_SPAM_TSV
+from tests.gate_feed import EXPECTED_FAILURES, write_failing_day
 from tests.integration.helpers import (
+    asset_events,
     cross_split_near_pairs,
     data_file_digests,
     manifests,
@@ -18,6 +22,7 @@ from tests.integration.helpers import (
     read_table,
     run_days,
     stage_lines,
+    task_states,
     version,
 )
 
@@ -38,9 +43,8 @@ def module_root(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
 
 @pytest.fixture(scope="module")
 def sms(module_root: Path) -> tuple[Path, dict[str, list[int]]]:
-    from tests.conftest import SHARED_DATASETS
 
-    lines = (SHARED_DATASETS / "sms_spam_collection" / "SMSSpamCollection").read_bytes()
+    lines = (SMS_SPAM_TSV).read_bytes()
     lines = lines.splitlines(keepends=True)
     placed = stage_lines(lines, None, module_root / "landing" / "sms_spam", SMS_DAYS, "sms.tsv")
     run_days("sms_spam", SMS_DAYS)
@@ -49,9 +53,8 @@ def sms(module_root: Path) -> tuple[Path, dict[str, list[int]]]:
 
 @pytest.fixture(scope="module")
 def senti(module_root: Path) -> Path:
-    from tests.conftest import SHARED_DATASETS
 
-    raw = SHARED_DATASETS / "senti4sd_gold" / "Senti4SD_GoldStandard_EmotionPolarity.csv"
+    raw = SENTI4SD_CSV
     header, *lines = raw.read_bytes().splitlines(keepends=True)
     stage_lines(lines, header, module_root / "landing" / "senti4sd_gold", SENTI_DAYS, "gold.csv")
     run_days("senti4sd_gold", SENTI_DAYS)
@@ -88,10 +91,8 @@ def test_sms_every_row_accounted_and_known_duplicates_dropped(sms) -> None:
     assert sum(m["conservation"]["rows_in"] for m in found) == 5574
     assert all(m["conservation"]["holds"] for m in found)
 
-    from tests.conftest import SHARED_DATASETS
-
     frame = pd.read_csv(
-        SHARED_DATASETS / "sms_spam_collection" / "SMSSpamCollection",
+        SMS_SPAM_TSV,
         sep="\t",
         header=None,
         names=["label", "text"],
@@ -125,11 +126,7 @@ def test_senti4sd_labels_canonicalised_and_conflicts_reported(senti: Path) -> No
     assert len(spanish) > 0
     assert set(spanish["label"]) == {"positive", "negative"}
 
-    from tests.conftest import SHARED_DATASETS
-
-    gold = pd.read_csv(
-        SHARED_DATASETS / "senti4sd_gold" / "Senti4SD_GoldStandard_EmotionPolarity.csv", dtype=str
-    )
+    gold = pd.read_csv(SENTI4SD_CSV, dtype=str)
     finals = gold.groupby("text")["final"].nunique()
     conflicting = gold[gold["text"].isin(finals[finals > 1].index)]
     assert conflicting["text"].nunique() == 5
@@ -171,9 +168,13 @@ def test_rerunning_an_old_day_gives_byte_identical_data(demo) -> None:
     run_days("demo_reviews", DEMO_DAYS[:1], day=DEMO_DAYS[0])
     assert data_file_digests(first_day) == before
     manifest_after = manifests(root, "demo_reviews", DEMO_DAYS[:1])[0]
-    for key in set(manifest_before) | set(manifest_after):
-        if key != "created_by":
-            assert manifest_before.get(key) == manifest_after.get(key), key
+    for key in (set(manifest_before) | set(manifest_after)) - {"created_by", "outputs"}:
+        assert manifest_before.get(key) == manifest_after.get(key), key
+    # The report names the Airflow run that wrote it; every other output is byte-identical.
+    assert manifest_before["outputs"].pop("report.html") != manifest_after["outputs"].pop(
+        "report.html"
+    )
+    assert manifest_before["outputs"] == manifest_after["outputs"]
 
 
 def test_dry_run_publishes_nothing(demo) -> None:
@@ -185,6 +186,8 @@ def test_dry_run_publishes_nothing(demo) -> None:
         (root / "landing" / "demo_reviews" / day / path.name).write_bytes(path.read_bytes())
     run_days("demo_reviews", [day], dry_run=True)
     assert not version(root, "demo_reviews", day).exists()
+    assert (root / "unpublished" / "demo_reviews" / day / "report.html").exists()
+    assert all(event.get("version") != day for event in asset_events("curated_demo_reviews"))
 
 
 def test_a_bad_param_is_refused_before_any_task_runs(module_root: Path) -> None:
@@ -199,9 +202,86 @@ def test_a_bad_param_is_refused_before_any_task_runs(module_root: Path) -> None:
         {"day": "2026-13-45"},
         {"near_threshold": 1.5},
         {"max_quarantine_rate": -0.1},
+        {"min_alpha": 2},
+        {"min_rows_per_class_per_split": 2.5},
         {"dry_run": "maybe"},
     )
     for conf in bad:
         with pytest.raises(ParamValidationError, match=next(iter(conf))):
             dag.test(logical_date=dt.datetime(2026, 5, 1, tzinfo=dt.UTC), run_conf=conf)
     assert not (module_root / "work" / "sms_spam" / "2026-05-01").exists()
+
+
+def test_demo_audit_finds_the_flipped_labels_and_the_unreliable_annotators(demo) -> None:
+    from governance.evaluation import combine_scores, evaluate_version
+
+    root, truths = demo
+    scores = combine_scores(
+        evaluate_version(t, version(root, "demo_reviews", t.day)) for t in truths
+    )
+    # 3% of items are flipped (27 published here); measured: recall 0.78, precision 0.95 at
+    # 300 items a day, recall 0.92 and precision 1.0 at make run's 400 items a day.
+    assert scores["flipped_labels"]["recall"] >= 0.7, scores["flipped_labels"]
+    assert scores["flipped_labels"]["precision"] >= 0.9, scores["flipped_labels"]
+    annotators = scores["unreliable_annotators"]
+    assert annotators["recall"] == 1.0 and annotators["precision"] == 1.0, annotators
+
+
+def test_senti4sd_consensus_matches_final_wherever_the_raters_have_a_majority(senti) -> None:
+    from governance.contracts import contracts_dir, load_contract
+    from governance.labels import LabelCanon
+
+    gold = pd.read_csv(SENTI4SD_CSV, dtype=str)
+    canon = LabelCanon(load_contract(contracts_dir() / "senti4sd_gold.yaml").labels)
+
+    def canonical(value: object) -> str | None:
+        return canon.lookup(value) if isinstance(value, str) else None
+
+    votes = gold[["r1", "r2", "r3"]].apply(lambda column: column.map(canonical))
+    top = votes.apply(lambda row: row.value_counts().idxmax() if row.notna().any() else None, 1)
+    top_count = votes.apply(lambda row: row.value_counts().max() if row.notna().any() else 0, 1)
+    majority = pd.Series(top.where(top_count * 2 > votes.notna().sum(1)).to_numpy(), gold["label"])
+    consensus = read_table(senti, "senti4sd_gold", SENTI_DAYS, "consensus").set_index("item_id")
+    assert len(consensus) > 4000
+    checked = consensus.index[consensus.index.map(majority).notna()]
+    assert len(checked) > 0.95 * len(consensus)
+    final = gold.set_index("label")["final"].map(canonical)
+    assert (consensus.loc[checked, "consensus_label"] == final[checked]).all()
+    assert (majority[checked] == final[checked]).all()
+
+
+def test_a_version_failing_the_gate_fails_once_and_publishes_no_asset_event(demo) -> None:
+    root, _ = demo
+    day = "2026-04-20"
+    write_failing_day(root / "landing", day)
+    events_before = asset_events("curated_demo_reviews")
+    (dag_run,) = run_days("demo_reviews", [day], expect="failed")
+    states = task_states(dag_run)
+    assert states["gate"] == ("failed", 1), states
+    assert states["publish"][0] == "upstream_failed", states
+    assert asset_events("curated_demo_reviews") == events_before
+    assert not version(root, "demo_reviews", day).exists()
+    manifest = read_manifest(root / "unpublished" / "demo_reviews" / day)
+    assert set(manifest["gate"]["failed"]) == EXPECTED_FAILURES
+    assert "report.html" in manifest["outputs"]
+
+
+def test_each_published_version_has_a_report_with_every_section(demo) -> None:
+    from html.parser import HTMLParser
+
+    from governance.report import SECTIONS
+
+    class Sections(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ids: list[str] = []
+
+        def handle_starttag(self, tag, attrs) -> None:
+            if tag == "section":
+                self.ids.append(dict(attrs).get("id"))
+
+    root, _ = demo
+    for day in DEMO_DAYS:
+        parser = Sections()
+        parser.feed((version(root, "demo_reviews", day) / "report.html").read_text())
+        assert parser.ids == list(SECTIONS)

@@ -79,8 +79,17 @@ def _write_version(
     quarantine: list[dict],
     duplicates: list[dict],
     annotations: list[tuple[str, str, str, str]],
+    queue: list[str] = (),
+    flagged: list[str] = (),
 ) -> Path:
     version.mkdir(parents=True)
+    pd.DataFrame({"item_id": pd.Series(list(queue), dtype="str")}).to_parquet(
+        version / "review_queue.parquet"
+    )
+    voters = sorted({a for _, a, _, _ in annotations})
+    pd.DataFrame({"annotator": voters, "flagged": [a in flagged for a in voters]}).to_parquet(
+        version / "annotator_quality.parquet"
+    )
     for split, item_ids in splits.items():
         _split(item_ids, split).to_parquet(version / f"{split}.parquet")
     pd.DataFrame(quarantine).to_parquet(version / "quarantine.parquet")
@@ -118,6 +127,9 @@ def hand_built(tmp_path: Path) -> tuple[DayTruth, Path]:
             ("p2", "ann_03", "negative"),
             ("e1", "ann_04", "positive"),  # a dropped duplicate: not published, not scored
         ],
+        flipped_items=["p1", "p3", "e1"],  # e1 is not published: not scored
+        # ann_04 voted only on e1 and ann_09 not at all: neither is scored
+        unreliable_annotators=["ann_01", "ann_04", "ann_05", "ann_09"],
     )
     quarantine = [
         # parse: one caught (path prefix ignored), one clean line flagged, one missed
@@ -147,7 +159,11 @@ def hand_built(tmp_path: Path) -> tuple[DayTruth, Path]:
         ("e1", "ann_04", "positive", "Positive"),  # not published
     ]
     splits = {"train": ["p1", "p2"], "val": ["p3"], "test": ["k1"]}
-    version = _write_version(tmp_path / DAY, splits, quarantine, duplicates, annotations)
+    queue = ["p1", "p2"]  # p1 caught, p2 wrongly queued, p3 missed
+    flagged = ["ann_05", "ann_06"]  # ann_05 caught, ann_06 wrongly flagged, ann_01 missed
+    version = _write_version(
+        tmp_path / DAY, splits, quarantine, duplicates, annotations, queue, flagged
+    )
     return truth, version
 
 
@@ -162,6 +178,8 @@ def test_counts_match_the_hand_built_version(hand_built: tuple[DayTruth, Path]) 
         "exact_dedup": (1, 1, 1),
         "near_dedup": (1, 1, 1),
         "conflicts": (1, 1, 1),
+        "flipped_labels": (1, 1, 1),
+        "unreliable_annotators": (1, 1, 1),
     }
     assert scores["validate"]["precision"] == pytest.approx(3 / 4)
     assert scores["validate"]["recall"] == pytest.approx(3 / 4)
@@ -227,7 +245,12 @@ def _oracle_version(landing: Path, truth: DayTruth, version: Path) -> None:
         for i in ids
         if i not in truth.conflicts
     ]
-    _write_version(version, {"train": published}, quarantine, duplicates, votes)
+    flipped = [i for i in truth.flipped_items if i in published]
+    voters = {annotator for item, annotator, *_ in votes if item in published}
+    unreliable = [a for a in truth.unreliable_annotators if a in voters]
+    _write_version(
+        version, {"train": published}, quarantine, duplicates, votes, flipped, unreliable
+    )
 
 
 def test_an_oracle_pipeline_scores_perfectly_on_a_generated_feed(tmp_path: Path) -> None:

@@ -9,14 +9,7 @@ import pytest
 
 from governance.contracts import PROJECT_ROOT, LabelSpec, load_contract
 from governance.labels import LabelCanon
-
-SENTI4SD_CSV = (
-    PROJECT_ROOT.parent
-    / "shared"
-    / "datasets"
-    / "senti4sd_gold"
-    / "Senti4SD_GoldStandard_EmotionPolarity.csv"
-)
+from tests.conftest import SENTI4SD_CSV
 
 
 def spec(**overrides) -> LabelSpec:

@@ -12,9 +12,11 @@ import pytest
 from governance import publish
 from governance.contracts import contracts_dir, load_contract
 from governance.demo_feed import generate_feed
+from governance.errors import GateFailedError
 from governance.frames import SPLITS
 from governance.pipeline import DayRun, load_history, published_versions, run_day
 from governance.publish import ConservationError, read_manifest
+from tests.gate_feed import EXPECTED_FAILURES, write_failing_day
 
 DAYS = ["2026-06-01", "2026-06-02", "2026-06-03"]
 
@@ -106,11 +108,12 @@ def test_a_crash_while_publishing_leaves_nothing_and_the_retry_succeeds(
     assert sorted(p.name for p in curated.iterdir()) == [DAYS[0]]
 
 
-def test_dry_run_writes_nothing(feed: Path) -> None:
+def test_dry_run_publishes_nothing_and_leaves_its_report_for_review(feed: Path) -> None:
     manifest = run_day(day_run(feed, DAYS[0], dry_run=True))
     assert manifest["dry_run"] and not manifest["published"]
     assert not (feed / "curated").exists() or not any((feed / "curated").rglob("*.parquet"))
     assert not any((feed / "work").rglob("*.parquet"))
+    assert read_manifest(feed / "unpublished" / "demo_reviews" / DAYS[0])["dry_run"]
 
 
 def test_a_lost_row_stops_the_publication(feed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,3 +143,59 @@ def test_manifest_records_inputs_with_their_hashes(feed: Path) -> None:
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in landing.glob("export-*.jsonl")
     }
     assert {f["name"]: f["sha256"] for f in manifest["inputs"]} == expected
+
+
+def test_a_feed_failing_every_threshold_is_refused_with_every_reason(feed: Path) -> None:
+    run_day(day_run(feed, DAYS[0]))
+    write_failing_day(feed / "landing", DAYS[1])
+    with pytest.raises(GateFailedError) as err:
+        run_day(day_run(feed, DAYS[1]))
+    refused = feed / "unpublished" / "demo_reviews" / DAYS[1]
+    manifest = read_manifest(refused)
+    gate = manifest["gate"]
+    assert gate["status"] == "failed" and not manifest["published"]
+    assert set(gate["failed"]) == EXPECTED_FAILURES
+    for check in gate["checks"]:
+        assert check["passed"] is False
+        assert check["description"] in str(err.value)
+    assert str(err.value) == gate["message"]
+    assert published_versions(feed / "curated" / "demo_reviews") == DAYS[:1]
+    report = refused / "report.html"
+    assert (
+        manifest["outputs"]["report.html"]["sha256"]
+        == hashlib.sha256(report.read_bytes()).hexdigest()
+    )
+
+
+def test_threshold_overrides_let_the_same_feed_through(feed: Path) -> None:
+    run_day(day_run(feed, DAYS[0]))
+    write_failing_day(feed / "landing", DAYS[1])
+    loose = {name: (0 if name.startswith("min") else 1.0) for name in EXPECTED_FAILURES}
+    loose["min_alpha"] = -1.0
+    contract = load_contract(contracts_dir() / "demo_reviews.yaml")
+    relaxed = contract.model_copy(update={"gate": contract.gate.model_copy(update=loose)})
+    run = DayRun(contract=relaxed, day=DAYS[1], root=feed, run_id="relaxed")
+    manifest = run_day(run)
+    assert manifest["gate"]["status"] == "passed" and manifest["published"]
+
+
+def test_dry_run_reports_a_failed_gate_without_publishing_or_failing(feed: Path) -> None:
+    run_day(day_run(feed, DAYS[0]))
+    write_failing_day(feed / "landing", DAYS[1])
+    manifest = run_day(day_run(feed, DAYS[1], dry_run=True))
+    assert manifest["gate"]["status"] == "failed" and not manifest["published"]
+    assert (feed / "unpublished" / "demo_reviews" / DAYS[1] / "report.html").exists()
+    assert published_versions(feed / "curated" / "demo_reviews") == DAYS[:1]
+
+
+def test_published_version_carries_audit_tables_report_and_queue(feed: Path) -> None:
+    manifest = run_day(day_run(feed, DAYS[0]))
+    folder = feed / "curated" / "demo_reviews" / DAYS[0]
+    for name in ("consensus", "annotator_quality", "annotator_confusion", "review_queue"):
+        assert manifest["outputs"][f"{name}.parquet"]["rows"] > 0
+    queue_csv = pd.read_csv(folder / "review_queue.csv")
+    queue = pd.read_parquet(folder / "review_queue.parquet")
+    assert queue_csv["item_id"].tolist() == queue["item_id"].tolist()
+    assert len(queue) == manifest["audit"]["label_errors"]["suspected"]
+    for name, entry in manifest["outputs"].items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == entry["sha256"]

@@ -1,0 +1,160 @@
+"""The quality gate: is this version fit to train on?
+
+Every threshold of the contract is checked against one observed figure; a check that cannot apply
+(no annotators for agreement, no previous version for drift) is recorded as not applicable rather
+than passed. The decision carries one message listing every failed check with its value, so the
+person on call knows what to fix without opening anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from governance.contracts import Contract, GateSpec
+from governance.frames import SPLITS
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    description: str
+    observed: float | None
+    threshold: float
+    comparison: str  # "<=" or ">="
+    detail: str = ""
+    percent: bool = True
+
+    @property
+    def passed(self) -> bool | None:
+        if self.observed is None:
+            return None
+        if self.comparison == "<=":
+            return self.observed <= self.threshold
+        return self.observed >= self.threshold
+
+    def show(self, value: float) -> str:
+        return f"{value:.1%}" if self.percent else f"{value:.3g}"
+
+    def failure(self) -> str:
+        bound = "max" if self.comparison == "<=" else "min"
+        limit = f"{bound} {self.show(self.threshold)}"
+        text = f"{self.description} {self.show(self.observed)} (limit: {limit})"
+        return f"{text}, {self.detail}" if self.detail else text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "observed": self.observed,
+            "threshold": self.threshold,
+            "comparison": self.comparison,
+            "passed": self.passed,
+            "detail": self.detail,
+            "shown": {
+                "observed": None if self.observed is None else self.show(self.observed),
+                "threshold": self.show(self.threshold),
+            },
+        }
+
+
+def _share(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
+
+
+def smallest_class_in_split(
+    splits: dict[str, dict[str, Any]], classes: list[str], fractions: dict[str, float]
+) -> tuple[int | None, str]:
+    """The fewest items of any class in any split the contract fills, and where that is."""
+    cells = [
+        (int(splits[split]["by_label"].get(label, 0)), f"{label} in {split}")
+        for split in SPLITS
+        if fractions.get(split, 0) > 0
+        for label in classes
+    ]
+    if not cells:
+        return None, ""
+    return min(cells)
+
+
+def gate_checks(
+    manifest: dict[str, Any], spec: GateSpec, classes: list[str], fractions: dict[str, float]
+) -> list[Check]:
+    """Every threshold of ``spec`` against the figures of a version's manifest."""
+    conservation, audit = manifest["conservation"], manifest["audit"]
+    rows_in = conservation["rows_in"]
+    agreement = audit.get("agreement") or {}
+    errors = audit.get("label_errors") or {}
+    drift = audit["drift"]
+    fewest, where = smallest_class_in_split(manifest["counts"]["splits"], classes, fractions)
+    return [
+        Check(
+            "max_quarantine_rate",
+            "quarantined share of rows",
+            _share(conservation["quarantined"], rows_in),
+            spec.max_quarantine_rate,
+            "<=",
+        ),
+        Check(
+            "max_duplicate_rate",
+            "duplicate share of rows",
+            _share(conservation["duplicates"], rows_in),
+            spec.max_duplicate_rate,
+            "<=",
+        ),
+        Check(
+            "min_alpha",
+            "Krippendorff's alpha",
+            agreement.get("krippendorff_alpha"),
+            spec.min_alpha,
+            ">=",
+            percent=False,
+        ),
+        Check(
+            "max_suspected_error_rate",
+            "suspected label error rate",
+            errors.get("rate"),
+            spec.max_suspected_error_rate,
+            "<=",
+        ),
+        Check(
+            "min_rows_per_class_per_split",
+            "fewest items of a class in a split",
+            fewest,
+            spec.min_rows_per_class_per_split,
+            ">=",
+            detail=where,
+            percent=False,
+        ),
+        Check(
+            "max_class_drift",
+            "largest change of a class share",
+            drift["class_balance"].get("max_share_change"),
+            spec.max_class_drift,
+            "<=",
+            detail=f"against {drift['previous_version']}" if drift["previous_version"] else "",
+        ),
+    ]
+
+
+def decide(checks: list[Check], dataset: str, version: str) -> dict[str, Any]:
+    """The gate's decision: passed unless a check that applies failed."""
+    failed = [check for check in checks if check.passed is False]
+    if failed:
+        listed = "; ".join(check.failure() for check in failed)
+        message = f"gate failed for {dataset} {version}: {listed}"
+    else:
+        applied = sum(check.passed is not None for check in checks)
+        message = f"gate passed for {dataset} {version}: {applied} checks applied, none failed"
+    return {
+        "status": "failed" if failed else "passed",
+        "message": message,
+        "checks": [check.to_dict() for check in checks],
+        "failed": [check.name for check in failed],
+    }
+
+
+def evaluate_gate(manifest: dict[str, Any], contract: Contract) -> dict[str, Any]:
+    """The contract's gate applied to a version's manifest."""
+    checks = gate_checks(manifest, contract.gate, contract.labels.classes, contract.split.fractions)
+    return decide(checks, contract.name, manifest["version"])
