@@ -14,17 +14,25 @@ export AIRFLOW__CORE__EXECUTOR := LocalExecutor
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db
 export GOVERNANCE_DATA_ROOT ?= $(CURDIR)/data
 export HF_HUB_OFFLINE := 1
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/dags
+
+# The embedded MLflow store (the code's default too); MLFLOW_TRACKING_URI overrides it.
+MLFLOW_STORE ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlflow/mlflow.db)
+AIRFLOW_PORT ?= 8080
+MLFLOW_PORT ?= 5000
 
 DEMO_START ?= 2026-11-01
 DEMO_DAYS ?= 4
 DEMO_ITEMS ?= 400
 
-.PHONY: help setup run test lint bench clean
+.PHONY: help setup run test ui lineage lint bench clean
 
 help:
-	@echo "make run    set up if needed, then run the nightly governance DAG on the demo feed"
+	@echo "make run    set up if needed, then governance and a fine-tune on the demo feed"
 	@echo "make test   set up if needed, then run every test"
+	@echo "make ui     the Airflow UI and the MLflow UI on localhost"
+	@echo "make lineage MODEL=demo_reviews-classifier   alias -> version -> run -> data -> files"
 	@echo "make lint | make bench | make clean"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -37,7 +45,11 @@ $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/migrate.log; exit 1)
 
-setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+$(AIRFLOW_HOME)/.settings-applied: airflow_settings.yaml $(AIRFLOW_HOME)/airflow.db
+	$(BIN)/python -m governance_airflow.settings airflow_settings.yaml
+	touch $@
+
+setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db $(AIRFLOW_HOME)/.settings-applied
 
 run: export AIRFLOW__LOGGING__LOGGING_LEVEL := WARNING
 run: setup
@@ -46,6 +58,23 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+ui: setup
+	@echo "Airflow UI  http://127.0.0.1:$(AIRFLOW_PORT)  user admin, password admin"
+	@echo "MLflow UI   http://127.0.0.1:$(MLFLOW_PORT)  ($(MLFLOW_STORE))"
+	@echo "Ctrl-C stops both; Airflow's log: $(AIRFLOW_HOME)/standalone.log"
+	@mkdir -p $(CURDIR)/mlflow
+	@echo '{"admin": "admin"}' > $(AIRFLOW_HOME)/passwords.json
+	@trap 'kill 0' INT TERM EXIT; \
+	AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$(AIRFLOW_HOME)/passwords.json \
+	PATH=$(BIN):$$PATH $(BIN)/airflow standalone > $(AIRFLOW_HOME)/standalone.log 2>&1 & \
+	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_STORE) --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+lineage: $(STAMP)
+	@test -n "$(MODEL)" || (echo "usage: make lineage MODEL=<dataset>-classifier"; exit 2)
+	@$(BIN)/python -m governance.tracking lineage $(MODEL)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -58,4 +87,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_dag_parse.py
 
 clean:
-	rm -rf $(AIRFLOW_HOME) .airflow-test data
+	rm -rf $(AIRFLOW_HOME) .airflow-test data mlflow

@@ -1,4 +1,5 @@
-"""Nightly governance DAGs: one ``govern_<dataset>`` per contract in include/contracts/."""
+"""Per contract in include/contracts/: the nightly ``govern_<dataset>`` DAG and the
+``finetune_<dataset>`` DAG scheduled on its curated Asset."""
 
 from governance_airflow.factory import build_all
 

@@ -6,10 +6,12 @@ module imports it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,21 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def shared_datasets() -> Path:
     assert SHARED_DATASETS.is_dir(), f"the shared datasets must lie at {SHARED_DATASETS}"
     return SHARED_DATASETS
+
+
+@contextlib.contextmanager
+def private_mlflow(base: Path) -> Iterator[Path]:
+    """A data root, artifact root and sqlite MLflow store under ``base``; MLflow's global
+    settings are undone afterwards."""
+    import mlflow
+
+    uri = f"sqlite:///{base / 'store' / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GOVERNANCE_DATA_ROOT", str(base / "data"))
+        patch.setenv("GOVERNANCE_MLFLOW_ARTIFACTS", str(base / "artifacts"))
+        # tracking.configure() exports both; undoing these patches removes them again
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("MLFLOW_REGISTRY_URI", uri)
+        yield base
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)

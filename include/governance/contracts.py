@@ -179,6 +179,22 @@ class AuditSpec(_Strict):
     min_pair_overlap: int = Field(default=10, ge=1)
 
 
+class FinetuneSpec(_Strict):
+    """Defaults of the fine-tune DAG (each overridable from its trigger form) and the margin a
+    challenger must beat the champion by to be promoted."""
+
+    epochs: int = Field(default=3, ge=1)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    max_seq_length: int = Field(default=128, ge=8, le=512)
+    trials: int = Field(default=2, ge=1, le=7)
+    seed: int = 0
+    patience: int = Field(default=2, ge=1)
+    max_train_rows: int | None = Field(default=None, ge=1)
+    max_eval_rows: int | None = Field(default=None, ge=1)
+    promotion_margin: float = Field(default=0.005, ge=0.0, le=1.0)
+
+
 class Contract(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
@@ -197,6 +213,7 @@ class Contract(_Strict):
     landing: LandingSpec = Field(default_factory=LandingSpec)
     audit: AuditSpec = Field(default_factory=AuditSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
+    finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
 
     @model_validator(mode="after")
     def _label_source(self) -> Contract:
@@ -225,6 +242,10 @@ class Contract(_Strict):
     @property
     def dag_id(self) -> str:
         return f"govern_{self.name}"
+
+    @property
+    def finetune_dag_id(self) -> str:
+        return f"finetune_{self.name}"
 
 
 def contracts_dir() -> Path:

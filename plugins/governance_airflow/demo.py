@@ -1,5 +1,6 @@
-"""`make run`: generate the demo feed, run the governance DAG for each day through Airflow, and
-report what each stage caught against the defects the generator injected.
+"""`make run`: generate the demo feed, run the governance DAG for each day through Airflow,
+report what each stage caught against the defects the generator injected, then fine-tune on the
+newest version through the fine-tune DAG and show the MLflow run, model version and alias.
 
     python -m governance_airflow.demo --start 2026-11-01 --days 4 --items-per-day 400
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import sys
 import time
 
@@ -22,11 +24,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--items-per-day", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-finetune", action="store_true", help="governance only")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)  # the demo prints its own summary
     from governance.demo_feed import generate_feed
     from governance.evaluation import evaluate_version, format_scores
     from governance.publish import read_manifest
@@ -69,7 +73,45 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + "=" * 78)
     print("\n\n".join(reports))
     print("=" * 78)
+    if args.skip_finetune:
+        return 0
+    return finetune(contract, truths[-1].day)
+
+
+def finetune(contract, version: str) -> int:
+    """Run finetune_<dataset> on ``version`` (sized by the contract's fine-tune section)."""
+    from governance_airflow.finetune_factory import build_finetune_dag
+
+    dag = build_finetune_dag(contract)
+    started = time.perf_counter()
+    dag_run = dag.test(run_conf={"version": version})
+    elapsed = time.perf_counter() - started
+    if "success" not in str(dag_run.state):
+        print(f"{dag.dag_id}: DAG run ended {dag_run.state}", file=sys.stderr)
+        return 1
+    print(format_finetune(dag_run.get_task_instance("register").xcom_pull(), elapsed))
     return 0
+
+
+def format_finetune(outcome: dict, elapsed: float) -> str:
+    from governance import tracking
+
+    metrics = outcome["metrics"]
+    name = outcome["model_name"]
+    return "\n".join(
+        [
+            f"{DEMO_DATASET} fine-tune on version {outcome['version']} ({elapsed:.0f} s)",
+            f"  MLflow store   {tracking.tracking_uri()}",
+            f"  MLflow run     {outcome['run_id']}",
+            f"  test           macro-F1 {metrics['test_macro_f1']:.3f}, accuracy "
+            f"{metrics['test_accuracy']:.3f}, ECE {metrics['test_expected_calibration_error']:.3f}",
+            f"  model          {name} version {outcome['registered']}",
+            f"  promotion      {'promoted' if outcome['promoted'] else 'not promoted'}: "
+            f"{outcome['reason']}",
+            f"  alias          champion -> version {outcome['champion']}",
+            f"  lineage        make lineage MODEL={name}",
+        ]
+    )
 
 
 if __name__ == "__main__":

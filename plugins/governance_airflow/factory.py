@@ -46,25 +46,19 @@ def curated_asset(contract: Contract) -> Asset:
     )
 
 
-def _override(
-    title: str,
-    current: float,
-    *,
-    kind: str = "number",
-    minimum: float = 0,
-    maximum: float | None = 1,
-) -> Param:
-    """An optional value that overrides a contract threshold for one run."""
-    bounds: dict[str, float] = {"minimum": minimum}
-    if maximum is not None:
-        bounds["maximum"] = maximum
+def optional_override(title: str, current: Any, kind: str = "number", **schema: Any) -> Param:
+    """An optional form field that overrides a contract value for one run; empty keeps it."""
     return Param(
         None,
         type=["null", kind],
         title=title,
         description=f"Empty: the contract's {current}.",
-        **bounds,
+        **schema,
     )
+
+
+def _rate(title: str, current: float) -> Param:
+    return optional_override(title, current, minimum=0, maximum=1)
 
 
 def manual_params(contract: Contract) -> dict[str, Param]:
@@ -100,19 +94,21 @@ def gate_params(contract: Contract) -> dict[str, Param]:
     """One optional override per gate threshold; empty keeps the contract's value."""
     gate = contract.gate
     return {
-        "max_quarantine_rate": _override("Max quarantine rate", gate.max_quarantine_rate),
-        "max_duplicate_rate": _override("Max duplicate rate", gate.max_duplicate_rate),
-        "min_alpha": _override("Min Krippendorff's alpha", gate.min_alpha, minimum=-1, maximum=1),
-        "max_suspected_error_rate": _override(
+        "max_quarantine_rate": _rate("Max quarantine rate", gate.max_quarantine_rate),
+        "max_duplicate_rate": _rate("Max duplicate rate", gate.max_duplicate_rate),
+        "min_alpha": optional_override(
+            "Min Krippendorff's alpha", gate.min_alpha, minimum=-1, maximum=1
+        ),
+        "max_suspected_error_rate": _rate(
             "Max suspected label error rate", gate.max_suspected_error_rate
         ),
-        "min_rows_per_class_per_split": _override(
+        "min_rows_per_class_per_split": optional_override(
             "Min items per class per split",
             gate.min_rows_per_class_per_split,
             kind="integer",
-            maximum=None,
+            minimum=0,
         ),
-        "max_class_drift": _override(
+        "max_class_drift": _rate(
             "Max change of a class share vs the previous version", gate.max_class_drift
         ),
     }
@@ -179,7 +175,10 @@ def build_governance_dag(contract: Contract) -> DAG:
 
 
 def build_all(directory: Any = None) -> dict[str, DAG]:
-    """One DAG per valid contract; an invalid contract is logged with its file and key."""
+    """The governance and fine-tune DAGs of every valid contract; an invalid contract is logged
+    with its file and key, and the others still get their DAGs."""
+    from governance_airflow.finetune_factory import build_finetune_dag
+
     directory = directory or contracts_dir()
     dags: dict[str, DAG] = {}
     for path in sorted(directory.glob("*.yaml")):
@@ -189,4 +188,5 @@ def build_all(directory: Any = None) -> dict[str, DAG]:
             log.error("Skipping invalid dataset contract: %s", exc)
             continue
         dags[contract.dag_id] = build_governance_dag(contract)
+        dags[contract.finetune_dag_id] = build_finetune_dag(contract)
     return dags

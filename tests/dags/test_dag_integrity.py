@@ -27,10 +27,32 @@ def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
 
 
-def test_one_governance_dag_per_contract(dagbag) -> None:
-    expected = {f"govern_{c.name}" for c in load_contracts()}
-    assert expected, "no contract shipped"
-    assert expected <= set(dagbag.dag_ids)
+def test_one_governance_and_one_finetune_dag_per_contract(dagbag) -> None:
+    contracts = load_contracts()
+    assert contracts, "no contract shipped"
+    expected = {c.dag_id for c in contracts} | {c.finetune_dag_id for c in contracts}
+    assert expected == set(dagbag.dag_ids)
+
+
+def test_finetune_dags_run_after_each_publication_of_their_dataset(dagbag) -> None:
+    for contract in load_contracts():
+        dag = dagbag.dags[contract.finetune_dag_id]
+        publish = dagbag.dags[contract.dag_id].get_task("publish")
+        (asset,) = publish.outlets
+        assert list(dag.timetable.asset_condition.objects) == [asset]
+        assert {"version", "epochs", "learning_rate", "trials", "dry_run"} <= set(dag.params)
+
+
+def test_training_tasks_are_routed_to_gpu_workers(dagbag) -> None:
+    for contract in load_contracts():
+        dag = dagbag.dags[contract.finetune_dag_id]
+        train = dag.get_task("train")
+        assert (train.pool, train.queue) == ("gpu", "gpu")
+        (container,) = train.executor_config["pod_override"].spec.containers
+        assert container.name == "base"
+        assert container.resources.limits == {"nvidia.com/gpu": "1"}
+        others = [t for t in dag.tasks if t.task_id != "train"]
+        assert all(t.pool != "gpu" and t.queue != "gpu" for t in others)
 
 
 def test_every_task_retries_with_backoff_and_a_timeout(dagbag) -> None:
@@ -89,5 +111,5 @@ def test_an_invalid_contract_is_skipped_with_its_file_and_key_logged(
         good.replace("name: sms_spam", "name: broken").replace("train: 0.8", "train: 0.9")
     )
     dags = build_all(tmp_path)
-    assert list(dags) == ["govern_sms_spam"]
+    assert list(dags) == ["govern_sms_spam", "finetune_sms_spam"]
     assert "broken.yaml" in caplog.text and "split" in caplog.text

@@ -1,0 +1,328 @@
+"""One fine-tune run of a dataset version, step by step: tracking, trials, evaluation, registry.
+
+Each step is a function an orchestrator runs as its own task (the trials as mapped tasks) and a
+test can run in one process. Every step finds what an earlier try of the same Airflow run left in
+MLflow (runs are keyed by the Airflow run id and trial) instead of creating it twice, and each
+trial checkpoints into a folder stable per (run, trial), so a retried or killed task resumes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import RunStatus
+
+from governance import frames as F
+from governance import tracking
+from governance.contracts import Contract
+from governance.model_eval import confusion_matrix_png, evaluate_predictions
+from governance.snapshot import build_snapshot
+from governance.training import TrialConfig, load_trained, predict_probabilities, train_trial
+
+LR_FACTORS = (1.0, 2.0, 0.5, 4.0, 0.25, 8.0, 0.125)
+PARENT, TRIAL = "parent", "trial"
+ROLE_TAG, TRIAL_TAG, DRY_RUN_TAG = "governance.role", "governance.trial", "governance.dry_run"
+SELECTION_METRIC = "val_macro_f1"
+TEST_METRIC = "test_macro_f1"
+
+
+@dataclass(frozen=True)
+class FinetuneRequest:
+    """What a fine-tune run was asked for: the contract's defaults with the form's overrides."""
+
+    dataset: str
+    version: str | None = None
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    max_seq_length: int = 128
+    trials: int = 2
+    seed: int = 0
+    patience: int = 2
+    accelerator: str = "auto"
+    max_train_rows: int | None = None
+    max_eval_rows: int | None = None
+    promotion_margin: float = 0.005
+    dry_run: bool = False
+
+    @classmethod
+    def from_contract(cls, contract: Contract, **overrides: Any) -> FinetuneRequest:
+        defaults = contract.finetune.model_dump()
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls(dataset=contract.name, **{**defaults, **given})
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who runs a step: the Airflow ids that every MLflow run is tagged with."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    try_number: int
+    root: Path
+    tracking_uri: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id)[:120]
+
+
+def trial_grid(request: FinetuneRequest) -> list[dict[str, Any]]:
+    """A grid over the learning rate around the requested one, one trial per value."""
+    return [
+        {
+            "index": index,
+            "config": asdict(
+                TrialConfig(
+                    epochs=request.epochs,
+                    learning_rate=request.learning_rate * factor,
+                    batch_size=request.batch_size,
+                    max_seq_length=request.max_seq_length,
+                    seed=request.seed,
+                    accelerator=request.accelerator,
+                    max_train_rows=request.max_train_rows,
+                    max_eval_rows=request.max_eval_rows,
+                    patience=request.patience,
+                )
+            ),
+        }
+        for index, factor in enumerate(LR_FACTORS[: request.trials])
+    ]
+
+
+def checkpoint_dir(context: RunContext, dataset: str, trial: int) -> Path:
+    """Stable per (DAG run, trial): a retry finds the checkpoints of the try it replaces."""
+    return context.root / "checkpoints" / dataset / context.slug / f"trial-{trial:02d}"
+
+
+def _run_key(context: RunContext) -> dict[str, str]:
+    """The tags a later try of the same Airflow run finds its MLflow runs by."""
+    return {tracking.TAG_DAG_ID: context.dag_id, tracking.TAG_DAG_RUN_ID: context.run_id}
+
+
+def _find_run(client: MlflowClient, experiment_id: str, context: RunContext, role: str, trial=None):
+    query = (
+        f"tags.`{tracking.TAG_DAG_RUN_ID}` = '{context.run_id}' "
+        f"and tags.`{tracking.TAG_DAG_ID}` = '{context.dag_id}' and tags.`{ROLE_TAG}` = '{role}'"
+    )
+    if trial is not None:
+        query += f" and tags.`{TRIAL_TAG}` = '{trial}'"
+    found = client.search_runs([experiment_id], filter_string=query, max_results=1)
+    return found[0] if found else None
+
+
+def _tags(context: RunContext, snapshot: tracking.Snapshot) -> dict[str, str]:
+    return tracking.lineage_tags(
+        dag_id=context.dag_id,
+        run_id=context.run_id,
+        task_id=context.task_id,
+        try_number=context.try_number,
+        dataset=snapshot.dataset,
+        version=snapshot.version,
+        manifest_sha256=snapshot.manifest_sha256,
+    )
+
+
+def start_parent_run(request: FinetuneRequest, context: RunContext) -> dict[str, Any]:
+    """Snapshot the version and open (or find) the DAG run's parent MLflow run with its
+    lineage: tags, the three splits as inputs, the governance report and manifests."""
+    snapshot_path = build_snapshot(context.root, request.dataset, request.version)
+    snapshot = tracking.read_snapshot(snapshot_path)
+    client = tracking.connect(context.tracking_uri)
+    experiment_id = tracking.ensure_experiment(client, request.dataset)
+    run = _find_run(client, experiment_id, context, PARENT)
+    if run is None:
+        run = client.create_run(
+            experiment_id,
+            run_name=f"{request.dataset}@{snapshot.version} {context.run_id}",
+            tags={ROLE_TAG: PARENT, **_run_key(context)},
+        )
+        tracking.log_dataset_inputs(client, run.info.run_id, snapshot_path)
+        tracking.log_version_artifacts(client, run.info.run_id, snapshot_path)
+    run_id = run.info.run_id
+    tracking.set_tags(
+        client, run_id, {**_tags(context, snapshot), DRY_RUN_TAG: str(request.dry_run).lower()}
+    )
+    logged = client.get_run(run_id).data.params
+    for key, value in asdict(replace(request, version=snapshot.version)).items():
+        if key not in logged:
+            client.log_param(run_id, key, value)
+    return {"parent_run_id": run_id, "snapshot": str(snapshot_path), "version": snapshot.version}
+
+
+def run_trial(
+    trial: dict[str, Any],
+    parent: dict[str, Any],
+    dataset: str,
+    context: RunContext,
+    callbacks: Sequence[Any] = (),
+) -> dict[str, Any]:
+    """Train one trial as a child run of the parent; resumes from its checkpoint on a retry.
+
+    ``callbacks`` are extra Lightning callbacks (monitoring, or a test's interruption)."""
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    snapshot_path = Path(parent["snapshot"])
+    snapshot = tracking.read_snapshot(snapshot_path)
+    client = tracking.connect(context.tracking_uri)
+    experiment_id = tracking.ensure_experiment(client, dataset)
+    index = int(trial["index"])
+    run = _find_run(client, experiment_id, context, TRIAL, index)
+    if run is None:
+        run = client.create_run(
+            experiment_id,
+            run_name=f"trial {index}",
+            tags={
+                ROLE_TAG: TRIAL,
+                TRIAL_TAG: str(index),
+                "mlflow.parentRunId": parent["parent_run_id"],
+                **_run_key(context),
+            },
+        )
+        for key, value in trial["config"].items():
+            client.log_param(run.info.run_id, key, value)
+    run_id = run.info.run_id
+    tracking.set_tags(client, run_id, _tags(context, snapshot))
+    logger = MLFlowLogger(
+        tracking_uri=client.tracking_uri, run_id=run_id, experiment_name=dataset, log_model=False
+    )
+    config = TrialConfig(**trial["config"])
+    result = train_trial(
+        snapshot_path,
+        config,
+        checkpoint_dir(context, dataset, index),
+        callbacks=callbacks,
+        logger=logger,
+    )
+    metrics = {
+        f"best_{SELECTION_METRIC}": result.best_val_macro_f1,
+        "epochs_run": result.epochs_run,
+        "global_step": result.global_step,
+        "resumed_from_step": -1 if result.resumed_from_step is None else result.resumed_from_step,
+    }
+    if result.samples_per_second is not None:
+        metrics["train_samples_per_second"] = result.samples_per_second
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, float(value))
+    client.set_tag(run_id, "training.precision", result.precision)
+    client.set_tag(run_id, "training.device", result.device)
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    return {
+        "index": index,
+        "run_id": run_id,
+        "val_macro_f1": result.best_val_macro_f1,
+        "checkpoint": str(result.best_checkpoint),
+        "resumed_from_step": result.resumed_from_step,
+        "samples_per_second": result.samples_per_second,
+        "device": result.device,
+        "precision": result.precision,
+        "config": trial["config"],
+    }
+
+
+def select_best(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The trial with the best validation macro-F1; the lower index wins a tie."""
+    if not results:
+        raise ValueError("no trial finished; nothing to select")
+    return max(sorted(results, key=lambda r: r["index"]), key=lambda r: r["val_macro_f1"])
+
+
+def _test_split(snapshot_path: Path) -> pd.DataFrame:
+    return pd.read_parquet(snapshot_path / "test.parquet", columns=[F.TEXT, F.LABEL])
+
+
+def _probabilities_of(model_uri: str, texts: pd.Series) -> np.ndarray:
+    import mlflow
+
+    frame = mlflow.pyfunc.load_model(model_uri).predict(pd.DataFrame({F.TEXT: texts}))
+    return np.asarray(frame, dtype=float)
+
+
+def evaluate_and_register(
+    best: dict[str, Any],
+    parent: dict[str, Any],
+    request: FinetuneRequest,
+    context: RunContext,
+) -> dict[str, Any]:
+    """Evaluate the best trial on the frozen test split, log the model, register it, and move
+    the champion alias only if it beats the champion on that same split by the margin."""
+    from governance.encoder import load_tokenizer
+    from governance.finetune_data import eval_loader, tokenize_split
+
+    snapshot_path = Path(parent["snapshot"])
+    client = tracking.connect(context.tracking_uri)
+    run_id = parent["parent_run_id"]
+    config = TrialConfig(**best["config"])
+    model = load_trained(Path(best["checkpoint"]))
+    classes = list(model.hparams.classes)
+    test = _test_split(snapshot_path)
+    labels = pd.Index(classes).get_indexer(test[F.LABEL])
+    split = tokenize_split(test, load_tokenizer(), classes, config.max_seq_length, "test")
+    probabilities = predict_probabilities(model, eval_loader(split, config.batch_size))
+    scores = evaluate_predictions(labels, probabilities, classes)
+    metrics = {
+        "test_accuracy": scores["accuracy"],
+        TEST_METRIC: scores["macro_f1"],
+        "test_expected_calibration_error": scores["expected_calibration_error"],
+        f"best_{SELECTION_METRIC}": best["val_macro_f1"],
+        **{f"test_f1_{c}": v for c, v in scores["per_class_f1"].items() if v is not None},
+    }
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, float(value))
+    client.set_tag(run_id, "governance.best_trial", str(best["index"]))
+    client.log_dict(run_id, scores, "evaluation/test_metrics.json")
+    png = confusion_matrix_png(scores["confusion_matrix"], classes, "test split")
+    _log_bytes(client, run_id, png, "evaluation/confusion_matrix.png")
+    outcome = {"run_id": run_id, "version": parent["version"], "metrics": metrics}
+    if request.dry_run:
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+        return {**outcome, "registered": None, "promoted": False, "reason": "dry run"}
+    examples = test[F.TEXT].head(3).tolist()
+    model_uri = tracking.log_classifier(
+        client, run_id, Path(best["checkpoint"]), classes, config.max_seq_length, examples
+    )
+    name = tracking.registered_model_name(request.dataset)
+    registered = tracking.register(client, model_uri, name, run_id)
+
+    def champion_on_this_split(version) -> float:
+        probabilities = _probabilities_of(f"models:/{name}/{version.version}", test[F.TEXT])
+        return evaluate_predictions(labels, probabilities, classes)["macro_f1"]
+
+    decision = tracking.promote_if_better(
+        client,
+        name,
+        registered.version,
+        scores["macro_f1"],
+        margin=request.promotion_margin,
+        metric=TEST_METRIC,
+        champion_score=champion_on_this_split,
+    )
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    current = tracking.champion(client, name)
+    return {
+        **outcome,
+        "model_name": name,
+        "registered": str(registered.version),
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "champion": None if current is None else str(current.version),
+    }
+
+
+def _log_bytes(client: MlflowClient, run_id: str, content: bytes, artifact: str) -> None:
+    import tempfile
+
+    folder, name = artifact.rsplit("/", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(content)
+        client.log_artifact(run_id, str(path), folder)

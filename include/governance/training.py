@@ -1,0 +1,354 @@
+"""One fine-tuning trial on a published version: train, keep the best checkpoint, survive kills.
+
+A trial writes two kinds of checkpoint into its folder: the best one by validation macro F1
+(weights only: what gets evaluated and registered) and ``last.ckpt`` every
+``checkpoint_every_n_steps`` steps (full training state). A task killed mid-epoch and run again
+with the same folder resumes from ``last.ckpt`` and, on one device, finishes with the same
+weights as a run that was never interrupted: the batch order, the random state behind dropout,
+the optimiser and the schedule are all restored. A finished trial rerun trains nothing more.
+
+No Airflow and no experiment tracker here: callers pass a Lightning logger and callbacks in.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import Logger
+from torch.utils.data import DataLoader
+
+from governance.finetune_data import TRAIN, VAL, DataSettings, VersionDataModule
+from governance.finetune_model import TextClassifier
+
+VAL_METRIC = "val_macro_f1"
+LAST_CHECKPOINT = "last.ckpt"
+Accelerator = Literal["auto", "cpu", "gpu"]
+# Pre-tokenised tensors need no loader workers, so Lightning's advice to add some is noise.
+_IGNORED_WARNINGS = (r".*does not have many workers.*",)
+# On a resume the folder holds the interrupted attempt's checkpoints, and the data module restores
+# the batch order itself (see VersionDataModule): Lightning's warnings about both are noise then.
+_IGNORED_ON_RESUME = (
+    r".*exists and is not empty.*",
+    r".*resuming from a checkpoint that ended before the epoch ended.*",
+)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything that decides a trial's outcome; two runs with equal configs train alike."""
+
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    max_seq_length: int = 128
+    seed: int = 0
+    accelerator: Accelerator = "auto"
+    max_train_rows: int | None = None
+    max_eval_rows: int | None = None
+    patience: int = 2
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    checkpoint_every_n_steps: int = 200
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "batch_size", "max_seq_length", "patience")
+        for name in (*positive, "checkpoint_every_n_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate: must be positive, got {self.learning_rate}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay: must be at least 0, got {self.weight_decay}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio: must lie in [0, 1), got {self.warmup_ratio}")
+        if self.accelerator not in ("auto", "cpu", "gpu"):
+            raise ValueError(f"accelerator: must be auto, cpu or gpu, got {self.accelerator!r}")
+        # row limits are checked by DataSettings
+        self.data_settings()
+
+    def data_settings(self) -> DataSettings:
+        return DataSettings(
+            max_seq_length=self.max_seq_length,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            max_train_rows=self.max_train_rows,
+            max_eval_rows=self.max_eval_rows,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What a trial produced; ``samples_per_second`` is None when this call trained no step."""
+
+    best_val_macro_f1: float
+    best_checkpoint: Path
+    last_checkpoint: Path
+    epochs_run: int
+    global_step: int
+    resumed_from_step: int | None
+    samples_per_second: float | None
+    precision: str
+    device: str
+    classes: tuple[str, ...]
+
+
+def resolve_accelerator(choice: Accelerator) -> tuple[str, str]:
+    """Lightning accelerator and precision: bf16 mixed on a CUDA GPU, full fp32 on the CPU."""
+    cuda = torch.cuda.is_available()
+    if choice == "gpu" and not cuda:
+        raise ValueError("accelerator 'gpu' requested, but torch sees no CUDA device")
+    if choice == "gpu" or (choice == "auto" and cuda):
+        return "gpu", "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "cpu", "32-true"
+
+
+def trainer_options(accelerator: str, precision: str) -> dict[str, Any]:
+    """Trainer settings shared by trials and the benchmark, so the benchmark measures these.
+
+    Deterministic kernels only on the CPU, where they cost nothing measurable; on a GPU they would
+    slow the embedding backward pass and need a fixed cuBLAS workspace.
+    """
+    return {
+        "accelerator": accelerator,
+        "devices": 1,
+        "precision": precision,
+        "deterministic": accelerator == "cpu",
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class TrainingThroughput(Callback):
+    """Training rows per second over the training batches only (validation excluded).
+
+    The first ``skip_batches`` batches of the call are not counted (warm-up).
+    """
+
+    def __init__(self, skip_batches: int = 0) -> None:
+        self.skip_batches = skip_batches
+        self.rows = 0
+        self.seconds = 0.0
+        self._batches = 0
+        self._span_start: float | None = None
+
+    @property
+    def samples_per_second(self) -> float | None:
+        return self.rows / self.seconds if self.rows and self.seconds > 0 else None
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._span_start is None and self._batches >= self.skip_batches:
+            _synchronize(pl_module.device)
+            self._span_start = time.perf_counter()
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self._span_start is not None:
+            self.rows += len(batch["labels"])
+        self._batches += 1
+
+    def _close_span(self, pl_module: pl.LightningModule) -> None:
+        if self._span_start is not None:
+            _synchronize(pl_module.device)
+            self.seconds += time.perf_counter() - self._span_start
+            self._span_start = None
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close_span(pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close_span(pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close_span(pl_module)
+
+
+class RandomStateCheckpoint(Callback):
+    """Keeps the global torch random state in checkpoints, so dropout after a resume draws what
+    it would have drawn without the interruption."""
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class KeepEarlyStop(Callback):
+    """Lightning does not save that early stopping ended a run; without this a rerun of a stopped
+    trial would train one more epoch before stopping again."""
+
+    def __init__(self, early_stopping: EarlyStopping) -> None:
+        self.early_stopping = early_stopping
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.early_stopping.wait_count >= self.early_stopping.patience:
+            trainer.should_stop = True
+
+
+def checkpoint_step(path: Path) -> int:
+    """The global step a Lightning checkpoint was written at."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    return int(checkpoint["global_step"])
+
+
+def _checkpoint_callbacks(
+    config: TrialConfig, checkpoint_dir: Path
+) -> tuple[ModelCheckpoint, ModelCheckpoint]:
+    best = ModelCheckpoint(
+        dirpath=checkpoint_dir,
+        filename="best-{epoch:02d}-{step:06d}",
+        monitor=VAL_METRIC,
+        mode="max",
+        save_top_k=1,
+        save_weights_only=True,
+    )
+    last = ModelCheckpoint(
+        dirpath=checkpoint_dir,
+        save_top_k=0,
+        save_last=True,
+        every_n_train_steps=config.checkpoint_every_n_steps,
+        enable_version_counter=False,
+    )
+    return best, last
+
+
+def _prepared_data(version_dir: Path, config: TrialConfig) -> VersionDataModule:
+    data = VersionDataModule(version_dir, config.data_settings())
+    for split in (TRAIN, VAL):
+        if len(data.split(split)) == 0:
+            raise ValueError(
+                f"{version_dir}: the {split} split is empty; fine-tuning needs train and val rows"
+            )
+    return data
+
+
+def train_trial(
+    version_dir: Path,
+    config: TrialConfig,
+    checkpoint_dir: Path,
+    *,
+    callbacks: Sequence[Callback] = (),
+    logger: Logger | None = None,
+    log_every_n_steps: int = 50,
+) -> TrialResult:
+    """Fine-tune on the version's train split, select on val macro F1, resume if interrupted.
+
+    ``callbacks`` run before the trial's own; ``logger`` (none by default) receives the metrics
+    every ``log_every_n_steps`` steps and after every validation.
+    """
+    version_dir, checkpoint_dir = Path(version_dir), Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    accelerator, precision = resolve_accelerator(config.accelerator)
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    data = _prepared_data(version_dir, config)
+    model = TextClassifier(
+        data.classes,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_ratio=config.warmup_ratio,
+    )
+    best, last = _checkpoint_callbacks(config, checkpoint_dir)
+    early = EarlyStopping(monitor=VAL_METRIC, mode="max", patience=config.patience)
+    throughput = TrainingThroughput()
+    trainer = pl.Trainer(
+        **trainer_options(accelerator, precision),
+        max_epochs=config.epochs,
+        logger=logger if logger is not None else False,
+        log_every_n_steps=log_every_n_steps,
+        callbacks=[
+            *callbacks,
+            RandomStateCheckpoint(),
+            KeepEarlyStop(early),
+            throughput,
+            early,
+            best,
+            last,
+        ],
+    )
+    last_path = checkpoint_dir / LAST_CHECKPOINT
+    resumed_from = checkpoint_step(last_path) if last_path.exists() else None
+    with warnings.catch_warnings():
+        ignored = _IGNORED_WARNINGS + (_IGNORED_ON_RESUME if resumed_from is not None else ())
+        for message in ignored:
+            warnings.filterwarnings("ignore", message=message)
+        trainer.fit(
+            model, datamodule=data, ckpt_path=last_path if resumed_from is not None else None
+        )
+    # the final state too, so that running a finished trial again trains nothing
+    trainer.save_checkpoint(last_path, weights_only=False)
+    if best.best_model_score is None:
+        raise RuntimeError(f"{checkpoint_dir}: training ended without a validation score")
+    return TrialResult(
+        best_val_macro_f1=float(best.best_model_score),
+        best_checkpoint=Path(best.best_model_path),
+        last_checkpoint=last_path,
+        epochs_run=trainer.current_epoch,
+        global_step=trainer.global_step,
+        resumed_from_step=resumed_from,
+        samples_per_second=throughput.samples_per_second,
+        precision=str(trainer.precision),
+        device=describe_device(trainer.strategy.root_device),
+        classes=tuple(data.classes),
+    )
+
+
+def load_trained(checkpoint: Path) -> TextClassifier:
+    """A trained classifier from one of this project's own checkpoints, on the CPU, in eval mode.
+
+    Only for checkpoints this project wrote: they are unpickled in full.
+    """
+    model = TextClassifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=False)
+    return model.eval()
+
+
+def predict_probabilities(model: TextClassifier, dataloader: DataLoader) -> np.ndarray:
+    """Class probabilities (n, n_classes) for every row of the loader, in its order."""
+    was_training = model.training
+    model.eval()
+    parts = []
+    try:
+        with torch.inference_mode():
+            for index, batch in enumerate(dataloader):
+                batch = {key: value.to(model.device) for key, value in batch.items()}
+                parts.append(model.predict_step(batch, index).cpu())
+    finally:
+        model.train(was_training)
+    if not parts:
+        return np.zeros((0, model.n_classes), dtype=np.float32)
+    return torch.cat(parts).numpy()

@@ -1,0 +1,96 @@
+"""The thin adapter between the fine-tune DAG's task context and ``governance.finetune``.
+
+Torch, Lightning and MLflow are imported only when a task runs. Which MLflow store a run
+writes to: the Airflow connection ``mlflow_default`` when it exists, else MLFLOW_TRACKING_URI,
+else the SQLite store inside the project.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from governance.contracts import Contract, data_root
+
+if TYPE_CHECKING:
+    from governance.finetune import FinetuneRequest, RunContext
+
+log = logging.getLogger(__name__)
+
+MLFLOW_CONNECTION = "mlflow_default"
+REQUEST_PARAMS = (
+    "epochs",
+    "learning_rate",
+    "batch_size",
+    "max_seq_length",
+    "trials",
+    "seed",
+    "accelerator",
+    "dry_run",
+)
+
+
+def connection_tracking_uri(conn_id: str = MLFLOW_CONNECTION) -> str | None:
+    """The tracking URI of the Airflow connection: its extra ``tracking_uri``, else its URI."""
+    from airflow.sdk import Connection
+
+    try:
+        connection = Connection.get(conn_id)
+    except Exception:  # not defined: the next source of the URI applies
+        return None
+    extra = connection.extra_dejson or {}
+    return extra.get("tracking_uri") or connection.get_uri()
+
+
+def triggering_version(context: Any) -> str | None:
+    """The version named by the newest Asset event that triggered this run, if any."""
+    events = context.get("triggering_asset_events") or {}
+    versions = [(event.extra or {}).get("version") for batch in events.values() for event in batch]
+    versions = [v for v in versions if v]
+    return max(versions) if versions else None
+
+
+def finetune_request(contract: Contract, context: Any) -> FinetuneRequest:
+    from governance.finetune import FinetuneRequest
+
+    params = context.get("params") or {}
+    overrides = {name: params.get(name) for name in REQUEST_PARAMS}
+    version = params.get("version") or triggering_version(context)
+    return FinetuneRequest.from_contract(contract, version=version, **overrides)
+
+
+def run_context(context: Any) -> RunContext:
+    from governance.finetune import RunContext
+
+    ti = context["ti"]
+    return RunContext(
+        dag_id=ti.dag_id,
+        run_id=context["run_id"],
+        task_id=ti.task_id,
+        try_number=ti.try_number,
+        root=data_root(),
+        tracking_uri=connection_tracking_uri(),
+    )
+
+
+def run_step(step: str, contract: Contract, context: Any, **inputs: Any) -> Any:
+    """One step of the fine-tune; errors a retry cannot fix fail the task at once."""
+    from governance import finetune
+    from governance.errors import NonRetryableError
+
+    request, where = finetune_request(contract, context), run_context(context)
+    try:
+        if step == "prepare":
+            return finetune.start_parent_run(request, where)
+        if step == "plan":
+            return finetune.trial_grid(request)
+        if step == "train":
+            return finetune.run_trial(inputs["trial"], inputs["parent"], contract.name, where)
+        if step == "register":
+            best = finetune.select_best(inputs["results"])
+            return finetune.evaluate_and_register(best, inputs["parent"], request, where)
+    except NonRetryableError as exc:
+        raise AirflowFailException(f"{contract.name} {step}: {exc}") from exc
+    raise ValueError(f"unknown fine-tune step {step!r}")

@@ -1,0 +1,131 @@
+"""The fine-tune DAG end to end through Airflow (dag.test), on a tiny CPU fine-tune, with no
+network beyond loopback; then what a reviewer finds in the tracking store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import socket
+from pathlib import Path
+
+import pytest
+
+from governance import tracking
+from governance.contracts import contracts_dir, load_contract
+from governance.finetune import ROLE_TAG
+from tests.conftest import private_mlflow
+from tests.integration.helpers import run_days, task_states
+
+pytestmark = pytest.mark.airflow
+
+DAY = "2026-09-01"
+TINY = {"epochs": 1, "batch_size": 8, "max_seq_length": 24, "accelerator": "cpu"}
+UNTRAINED = {**TINY, "learning_rate": 1e-9, "trials": 1}
+TRAINED = {**TINY, "learning_rate": 3e-4, "epochs": 3, "trials": 2}
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@pytest.fixture(scope="module")
+def loopback_only():
+    """Any connection beyond this machine fails, as it would on an air-gapped worker."""
+    real_connect = socket.socket.connect
+
+    def connect(sock: socket.socket, address) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOOPBACK:
+            raise OSError(f"network disabled in this test: {address}")
+        return real_connect(sock, address)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", connect)
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        yield
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, loopback_only):
+    from governance.demo_feed import generate_feed
+
+    with private_mlflow(tmp_path_factory.mktemp("finetune_dag")) as base:
+        data = base / "data"
+        generate_feed(data / "landing", data / "truth", dt.date.fromisoformat(DAY), 1, 150, 8)
+        run_days("demo_reviews", [DAY])
+        yield data
+
+
+def finetune(conf: dict):
+    from governance_airflow.finetune_factory import build_finetune_dag
+
+    dag = build_finetune_dag(load_contract(contracts_dir() / "demo_reviews.yaml"))
+    dag_run = dag.test(run_conf={"version": DAY, **conf})
+    assert "success" in str(dag_run.state), task_states(dag_run)
+    return dag_run, dag_run.get_task_instance("register").xcom_pull()
+
+
+@pytest.fixture(scope="module")
+def first(root: Path):
+    return finetune(UNTRAINED)
+
+
+def parent_run(client, outcome: dict):
+    return client.get_run(outcome["run_id"])
+
+
+def test_a_run_leaves_its_whole_lineage_in_mlflow(root: Path, first) -> None:
+    dag_run, outcome = first
+    client = tracking.connect()
+    run = parent_run(client, outcome)
+    tags = run.data.tags
+    assert tags[tracking.TAG_DAG_ID] == "finetune_demo_reviews"
+    assert tags[tracking.TAG_DAG_RUN_ID] == dag_run.run_id
+    assert tags[tracking.TAG_TASK_ID] == "prepare" and tags[tracking.TAG_TRY_NUMBER] == "1"
+    assert tags[tracking.TAG_VERSION] == DAY and tags[tracking.TAG_DATASET] == "demo_reviews"
+    snapshot = root / "snapshots" / "demo_reviews" / DAY
+    manifest_sha = hashlib.sha256((snapshot / "manifest.json").read_bytes()).hexdigest()
+    assert tags[tracking.TAG_MANIFEST_SHA256] == manifest_sha
+    assert tags[tracking.TAG_CODE_VERSION]
+
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    for split in ("train", "val", "test"):
+        digest = hashlib.sha256((snapshot / f"{split}.parquet").read_bytes()).hexdigest()
+        found = inputs[f"demo_reviews-{split}@{DAY}"]
+        assert found.dataset.digest == digest[: tracking.DIGEST_CHARS]
+        assert {t.key: t.value for t in found.tags}["mlflow.data.context"] == split
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, f"governance/{DAY}")}
+    assert {f"governance/{DAY}/{name}" for name in ("report.html", "manifest.json")} <= artifacts
+    assert any("review_queue" in path for path in artifacts)
+    assert "evaluation/confusion_matrix.png" in {
+        a.path for a in client.list_artifacts(run.info.run_id, "evaluation")
+    }
+    children = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'",
+    )
+    assert len(children) == 1 and children[0].data.tags[ROLE_TAG] == "trial"
+    assert children[0].data.tags[tracking.TAG_TASK_ID] == "train"
+
+    name = "demo_reviews-classifier"
+    version = client.get_model_version(name, outcome["registered"])
+    assert version.run_id == run.info.run_id
+    assert tracking.champion(client, name).version == version.version
+    lines = "\n".join(tracking.lineage_chain(client, name))
+    assert dag_run.run_id in lines and manifest_sha in lines
+
+
+def test_only_a_challenger_that_beats_the_champion_is_promoted(root, first) -> None:
+    client = tracking.connect()
+    name = "demo_reviews-classifier"
+    _, untrained = first
+    trained_run, trained = finetune(TRAINED)
+    states = task_states(trained_run)
+    assert {k: v[0] for k, v in states.items() if k == "train"} == {"train": "success"}
+    assert trained["metrics"]["test_macro_f1"] > untrained["metrics"]["test_macro_f1"] + 0.005
+    assert trained["promoted"], trained["reason"]
+    assert tracking.champion(client, name).version == int(trained["registered"])
+
+    _, again = finetune(UNTRAINED)
+    assert not again["promoted"]
+    assert tracking.champion(client, name).version == int(trained["registered"])
+    tags = client.get_model_version(name, again["registered"]).tags
+    assert tags["promotion"] == "rejected"
+    assert "does not beat" in tags["promotion.reason"]
