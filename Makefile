@@ -15,6 +15,14 @@ export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.
 export GOVERNANCE_DATA_ROOT ?= $(CURDIR)/data
 export HF_HUB_OFFLINE := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+# Airflow's own metrics and the project's governance figures go to a statsd collector on
+# localhost (UDP: nothing breaks when none listens; docker/ runs statsd-exporter for real).
+export AIRFLOW__METRICS__STATSD_ON ?= True
+export AIRFLOW__METRICS__STATSD_HOST ?= 127.0.0.1
+export AIRFLOW__METRICS__STATSD_PORT ?= 8125
+export AIRFLOW__METRICS__STATSD_PREFIX ?= airflow
+export GOVERNANCE_STATSD_HOST ?= 127.0.0.1
+export GOVERNANCE_STATSD_PORT ?= 8125
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/dags
 
 # The embedded MLflow store (the code's default too); MLFLOW_TRACKING_URI overrides it.

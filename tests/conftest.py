@@ -20,7 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 SENTI4SD_CSV = SHARED_DATASETS / "senti4sd_gold" / "Senti4SD_GoldStandard_EmotionPolarity.csv"
 SMS_SPAM_TSV = SHARED_DATASETS / "sms_spam_collection" / "SMSSpamCollection"
-TEST_AIRFLOW_HOME = PROJECT_ROOT / ".airflow-test"
+TEST_AIRFLOW_HOMES = PROJECT_ROOT / ".airflow-test"
+# One home per test process, so two test runs side by side never share a metadata database.
+TEST_AIRFLOW_HOME = TEST_AIRFLOW_HOMES / str(os.getpid())
 
 os.environ.update(
     {
@@ -33,7 +35,24 @@ os.environ.update(
         "HF_HUB_OFFLINE": "1",
     }
 )
-# Every test run starts from an empty metadata database, before anything imports Airflow.
+
+
+def _pid_alive(name: str) -> bool:
+    try:
+        os.kill(int(name), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# Every test run starts from an empty metadata database, before anything imports Airflow;
+# homes of finished runs are removed.
+if TEST_AIRFLOW_HOMES.is_dir():
+    for home in TEST_AIRFLOW_HOMES.iterdir():
+        if not _pid_alive(home.name):
+            shutil.rmtree(home, ignore_errors=True)
 shutil.rmtree(TEST_AIRFLOW_HOME, ignore_errors=True)
 TEST_AIRFLOW_HOME.mkdir(parents=True)
 for folder in ("plugins", "dags"):

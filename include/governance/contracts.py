@@ -193,6 +193,7 @@ class FinetuneSpec(_Strict):
     max_train_rows: int | None = Field(default=None, ge=1)
     max_eval_rows: int | None = Field(default=None, ge=1)
     promotion_margin: float = Field(default=0.005, ge=0.0, le=1.0)
+    max_champion_age_days: float = Field(default=7.0, gt=0)
 
 
 class Contract(_Strict):

@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 
 from governance import frames as F
+from governance import metrics as governance_metrics
 from governance import tracking
 from governance.contracts import Contract
 from governance.model_eval import confusion_matrix_png, evaluate_predictions
@@ -54,7 +55,7 @@ class FinetuneRequest:
 
     @classmethod
     def from_contract(cls, contract: Contract, **overrides: Any) -> FinetuneRequest:
-        defaults = contract.finetune.model_dump()
+        defaults = contract.finetune.model_dump(exclude={"max_champion_age_days"})
         given = {k: v for k, v in overrides.items() if v is not None}
         return cls(dataset=contract.name, **{**defaults, **given})
 
@@ -282,7 +283,12 @@ def evaluate_and_register(
     client.log_dict(run_id, scores, "evaluation/test_metrics.json")
     png = confusion_matrix_png(scores["confusion_matrix"], classes, "test split")
     _log_bytes(client, run_id, png, "evaluation/confusion_matrix.png")
-    outcome = {"run_id": run_id, "version": parent["version"], "metrics": metrics}
+    outcome = {
+        "run_id": run_id,
+        "version": parent["version"],
+        "metrics": metrics,
+        "samples_per_second": best.get("samples_per_second"),
+    }
     if request.dry_run:
         client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
         return {**outcome, "registered": None, "promoted": False, "reason": "dry run"}
@@ -308,7 +314,7 @@ def evaluate_and_register(
     )
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
     current = tracking.champion(client, name)
-    return {
+    outcome = {
         **outcome,
         "model_name": name,
         "registered": str(registered.version),
@@ -316,6 +322,8 @@ def evaluate_and_register(
         "reason": decision.reason,
         "champion": None if current is None else str(current.version),
     }
+    governance_metrics.emit(governance_metrics.training_figures(request.dataset, outcome))
+    return outcome
 
 
 def _log_bytes(client: MlflowClient, run_id: str, content: bytes, artifact: str) -> None:

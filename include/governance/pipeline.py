@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from governance import frames as F
+from governance import metrics
 from governance.audit import AUDIT_TABLES, run_audit
 from governance.contracts import Contract, data_root
 from governance.dedup import DedupConfig, deduplicate
@@ -339,6 +340,8 @@ def stage_gate(run: DayRun) -> dict[str, Any]:
     manifest = build_manifest(run, tables)
     decision = manifest["gate"]
     _save_json(run, "gate", decision)
+    if not run.dry_run:
+        metrics.emit(metrics.governance_figures(manifest))
     if decision["status"] == "failed" and not run.dry_run:
         write_version(run.unpublished_dir, tables, {**manifest, "published": False})
         shutil.rmtree(run.work_dir, ignore_errors=True)

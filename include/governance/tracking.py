@@ -63,6 +63,7 @@ _log = logging.getLogger(__name__)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 ARTIFACTS_ENV = "GOVERNANCE_MLFLOW_ARTIFACTS"
+CODE_VERSION_ENV = "GOVERNANCE_CODE_VERSION"
 CHAMPION = "champion"
 MODEL_NAME = "model"
 GOVERNANCE_ARTIFACTS = "governance"
@@ -100,12 +101,19 @@ class TrackingError(NonRetryableError):
 def tracking_uri(explicit: str | None = None) -> str:
     """The store to use: an explicit URI (an Airflow connection) > MLFLOW_TRACKING_URI > a sqlite
     file inside the project, so a fresh checkout tracks without any setup."""
-    if explicit:
-        return explicit
-    from_env = os.environ.get(TRACKING_URI_ENV)
-    if from_env:
-        return from_env
-    return f"sqlite:///{PROJECT_ROOT / 'mlflow' / 'mlflow.db'}"
+    chosen = explicit or os.environ.get(TRACKING_URI_ENV)
+    if not chosen:
+        return f"sqlite:///{PROJECT_ROOT / 'mlflow' / 'mlflow.db'}"
+    return project_relative(chosen)
+
+
+def project_relative(uri: str) -> str:
+    """A sqlite URI with a relative path (``sqlite:///mlflow/mlflow.db``) names a file in the
+    project, wherever the process runs from; any other URI is returned as it is."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return f"{prefix}{PROJECT_ROOT / uri[len(prefix) :]}"
+    return uri
 
 
 def artifact_root() -> Path:
@@ -151,7 +159,9 @@ def ensure_experiment(client: MlflowClient, dataset: str) -> str:
     ``artifact_root()/<dataset>``) or restored from deletion when needed."""
     existing = client.get_experiment_by_name(dataset)
     if existing is None:
-        location = (artifact_root() / dataset).resolve().as_uri()
+        # A tracking server keeps artifacts where it is configured to; a local store here.
+        served = client.tracking_uri.startswith(("http://", "https://"))
+        location = None if served else (artifact_root() / dataset).resolve().as_uri()
         try:
             return client.create_experiment(dataset, artifact_location=location)
         except MlflowException as exc:  # another task created it in the meantime
@@ -171,8 +181,11 @@ def ensure_experiment(client: MlflowClient, dataset: str) -> str:
 def code_version(root: Path = PROJECT_ROOT) -> str:
     """The commit checked out at ``root`` ("-dirty" when files differ from it), else "unknown".
 
-    Only ``root`` itself counts as a checkout, not a repository somewhere above it.
+    Only ``root`` itself counts as a checkout, not a repository somewhere above it. An image
+    built without ``.git`` records its commit in GOVERNANCE_CODE_VERSION instead.
     """
+    if os.environ.get(CODE_VERSION_ENV):
+        return os.environ[CODE_VERSION_ENV]
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(Path(root).resolve().parent)}
 
     def git(*args: str) -> str:

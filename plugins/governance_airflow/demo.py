@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from governance.evaluation import evaluate_version, format_scores
     from governance.publish import read_manifest
     from governance.summary import format_day_summary
-    from governance_airflow.factory import build_governance_dag
+    from governance_airflow.factory import build_governance_dag, without_deadlines
 
     root = data_root()
     contract = load_contract(contracts_dir() / f"{DEMO_DATASET}.yaml")
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset=DEMO_DATASET,
     )
     print(f"Generated {args.days} days of '{DEMO_DATASET}' under {root / 'landing'}")
-    dag = build_governance_dag(contract)
+    dag = without_deadlines(build_governance_dag(contract))
 
     reports = []
     for truth in truths:
@@ -80,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def finetune(contract, version: str) -> int:
     """Run finetune_<dataset> on ``version`` (sized by the contract's fine-tune section)."""
+    from governance_airflow.factory import without_deadlines
     from governance_airflow.finetune_factory import build_finetune_dag
 
-    dag = build_finetune_dag(contract)
+    dag = without_deadlines(build_finetune_dag(contract))
     started = time.perf_counter()
     dag_run = dag.test(run_conf={"version": version})
     elapsed = time.perf_counter() - started

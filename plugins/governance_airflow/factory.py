@@ -14,6 +14,9 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, get_curren
 from airflow.sdk.exceptions import AirflowSkipException
 
 from governance.contracts import Contract, ContractError, contracts_dir, data_root, load_contract
+from governance_airflow.deadlines import deadline_for
+from governance_airflow.failures import record_failure
+from governance_airflow.retries import GOVERNANCE_RETRY_POLICY
 from governance_airflow.runtime import run_stage
 from governance_airflow.sensors import LandingPartitionSensor
 
@@ -23,7 +26,9 @@ DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 
 def task_defaults(owner: str) -> dict[str, Any]:
-    """Retries with exponential backoff, a cap on the delay and a timeout on every task."""
+    """Retries with exponential backoff, a cap on the delay and a timeout on every task (the
+    cluster policy refuses a task without them); the retry policy fails at once what a retry
+    cannot fix and retries transient errors."""
     return {
         "owner": owner,
         "retries": 2,
@@ -31,6 +36,8 @@ def task_defaults(owner: str) -> dict[str, Any]:
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
         "execution_timeout": dt.timedelta(hours=1),
+        "retry_policy": GOVERNANCE_RETRY_POLICY,
+        "on_failure_callback": record_failure,
     }
 
 
@@ -125,6 +132,7 @@ def build_governance_dag(contract: Contract) -> DAG:
         max_active_runs=1,
         default_args=task_defaults(contract.owner),
         params=manual_params(contract),
+        deadline=deadline_for(contract, "governance"),
         tags=["governance", contract.name, *contract.tags],
         doc_md=__doc__,
     ) as dag:
@@ -174,19 +182,35 @@ def build_governance_dag(contract: Contract) -> DAG:
     return dag
 
 
+def without_deadlines(dag: DAG) -> DAG:
+    """The DAG for an in-process ``dag.test()`` run (``make run``, the tests).
+
+    Airflow 3.3.2's ``dag.test()`` looks a finished run's deadlines up as stored alert ids, which
+    only a DAG serialized by the dag-processor has, and fails on the in-memory definitions; the
+    scheduler path is unaffected. A local run has no deadline to miss anyway.
+    """
+    dag.deadline = None
+    return dag
+
+
 def build_all(directory: Any = None) -> dict[str, DAG]:
-    """The governance and fine-tune DAGs of every valid contract; an invalid contract is logged
-    with its file and key, and the others still get their DAGs."""
+    """The governance and fine-tune DAGs of every valid contract and the watchdog over them; an
+    invalid contract is logged with its file and key, and the others still get their DAGs."""
     from governance_airflow.finetune_factory import build_finetune_dag
+    from governance_airflow.watchdog_factory import WATCHDOG_DAG_ID, build_watchdog_dag
 
     directory = directory or contracts_dir()
     dags: dict[str, DAG] = {}
+    contracts = []
     for path in sorted(directory.glob("*.yaml")):
         try:
             contract = load_contract(path)
         except ContractError as exc:
             log.error("Skipping invalid dataset contract: %s", exc)
             continue
+        contracts.append(contract)
         dags[contract.dag_id] = build_governance_dag(contract)
         dags[contract.finetune_dag_id] = build_finetune_dag(contract)
+    if contracts:
+        dags[WATCHDOG_DAG_ID] = build_watchdog_dag(contracts)
     return dags

@@ -14,6 +14,7 @@ from airflow.sdk import DAG, Param, get_current_context, task
 from kubernetes.client import models as k8s
 
 from governance.contracts import Contract
+from governance_airflow.deadlines import deadline_for
 from governance_airflow.factory import (
     DAY_PATTERN,
     curated_asset,
@@ -89,6 +90,7 @@ def build_finetune_dag(contract: Contract) -> DAG:
         max_active_runs=1,
         default_args=task_defaults(contract.owner),
         params=finetune_params(contract),
+        deadline=deadline_for(contract, "finetune"),
         tags=["finetune", contract.name, *contract.tags],
         doc_md=__doc__,
     ) as dag:

@@ -46,6 +46,7 @@ def apply_settings(path: Path) -> dict[str, int]:
                 Connection(
                     conn_id=item["conn_id"],
                     conn_type=item.get("conn_type"),
+                    description=item.get("conn_description"),
                     host=item.get("conn_host"),
                     schema=item.get("conn_schema"),
                     login=item.get("conn_login"),

@@ -31,7 +31,7 @@ def test_one_governance_and_one_finetune_dag_per_contract(dagbag) -> None:
     contracts = load_contracts()
     assert contracts, "no contract shipped"
     expected = {c.dag_id for c in contracts} | {c.finetune_dag_id for c in contracts}
-    assert expected == set(dagbag.dag_ids)
+    assert expected | {"governance_watchdog"} == set(dagbag.dag_ids)
 
 
 def test_finetune_dags_run_after_each_publication_of_their_dataset(dagbag) -> None:
@@ -111,5 +111,5 @@ def test_an_invalid_contract_is_skipped_with_its_file_and_key_logged(
         good.replace("name: sms_spam", "name: broken").replace("train: 0.8", "train: 0.9")
     )
     dags = build_all(tmp_path)
-    assert list(dags) == ["govern_sms_spam", "finetune_sms_spam"]
+    assert list(dags) == ["govern_sms_spam", "finetune_sms_spam", "governance_watchdog"]
     assert "broken.yaml" in caplog.text and "split" in caplog.text

@@ -53,9 +53,12 @@ def root(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, loopback_on
 
 
 def finetune(conf: dict):
+    from governance_airflow.factory import without_deadlines
     from governance_airflow.finetune_factory import build_finetune_dag
 
-    dag = build_finetune_dag(load_contract(contracts_dir() / "demo_reviews.yaml"))
+    dag = without_deadlines(
+        build_finetune_dag(load_contract(contracts_dir() / "demo_reviews.yaml"))
+    )
     dag_run = dag.test(run_conf={"version": DAY, **conf})
     assert "success" in str(dag_run.state), task_states(dag_run)
     return dag_run, dag_run.get_task_instance("register").xcom_pull()

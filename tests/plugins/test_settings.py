@@ -49,6 +49,13 @@ def test_every_object_is_created_and_a_second_apply_updates_it(
     assert Variable.get("governance_test_var") == "42"
 
 
-def test_the_shipped_file_declares_the_gpu_pool_the_training_tasks_use() -> None:
+def test_the_shipped_file_declares_the_gpu_pool_and_the_mlflow_connection() -> None:
+    from governance import tracking
+
     settings = read_settings(PROJECT_ROOT / "airflow_settings.yaml")
     assert "gpu" in {pool["pool_name"] for pool in settings["pools"]}
+    (mlflow,) = [c for c in settings["connections"] if c["conn_id"] == "mlflow_default"]
+    uri = tracking.tracking_uri(mlflow["conn_extra"]["tracking_uri"])
+    assert uri == f"sqlite:///{PROJECT_ROOT / 'mlflow' / 'mlflow.db'}"
+    assert tracking.tracking_uri("sqlite:////srv/mlflow.db") == "sqlite:////srv/mlflow.db"
+    assert tracking.tracking_uri("http://mlflow:5000") == "http://mlflow:5000"

@@ -23,9 +23,7 @@ DAYS = ["2026-07-01", "2026-07-02", "2026-07-03"]
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("snapshot")
-    generate_feed(
-        root / "landing", root / "truth", dt.date.fromisoformat(DAYS[0]), 2, 150, seed=9
-    )
+    generate_feed(root / "landing", root / "truth", dt.date.fromisoformat(DAYS[0]), 2, 150, seed=9)
     write_failing_day(root / "landing", DAYS[2])
     contract = load_contract(contracts_dir() / "demo_reviews.yaml")
     for day in DAYS[:2]:

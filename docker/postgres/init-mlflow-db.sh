@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs once, when the PostgreSQL volume is first initialised: MLflow's backend store gets its
+# own role and database beside Airflow's metadata database. The password comes from the
+# container's environment (MLFLOW_DB_PASSWORD), never from this file.
+set -euo pipefail
+
+: "${MLFLOW_DB_PASSWORD:?set MLFLOW_DB_PASSWORD}"
+
+psql --set=ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
+    --set=mlflow_password="$MLFLOW_DB_PASSWORD" <<'SQL'
+CREATE ROLE mlflow LOGIN PASSWORD :'mlflow_password';
+CREATE DATABASE mlflow OWNER mlflow;
+SQL

@@ -1,0 +1,83 @@
+"""Governance figures as statsd gauges, captured by a real UDP listener."""
+
+from __future__ import annotations
+
+import pytest
+
+from governance import metrics
+from tests.statsd_listener import StatsdListener
+
+MANIFEST = {
+    "dataset": "demo_reviews",
+    "counts": {
+        "rows_in": 1204,
+        "quarantined": {
+            "total": 43,
+            "by_reason": {"json_error": 1, "text: length outside 20..500": 9, "label_conflict": 23},
+        },
+        "duplicates": {"exact": 16, "near": 16},
+        "splits": {"train": {"items": 284}, "val": {"items": 37}, "test": {"items": 35}},
+    },
+    "audit": {
+        "agreement": {"krippendorff_alpha": -0.125},
+        "label_errors": {"suspected": 11, "rate": 0.031},
+    },
+    "gate": {"status": "failed", "failed": ["min_alpha", "max_class_drift"]},
+}
+
+
+@pytest.fixture
+def listener(monkeypatch: pytest.MonkeyPatch):
+    collector = StatsdListener()
+    monkeypatch.setenv(metrics.PORT_ENV, str(collector.port))
+    monkeypatch.setenv(metrics.PREFIX_ENV, "gov_test")
+    yield collector
+    collector.close()
+
+
+def test_every_figure_of_the_manifest_arrives_with_its_value(listener: StatsdListener) -> None:
+    metrics.emit(metrics.governance_figures(MANIFEST))
+    got = listener.gauges()
+    expected = {
+        "rows_in": 1204,
+        "quarantined": 43,
+        "quarantined_by_reason.json_error": 1,
+        "quarantined_by_reason.text_length_outside_20_500": 9,
+        "quarantined_by_reason.label_conflict": 23,
+        "duplicates.exact": 16,
+        "duplicates.near": 16,
+        "split.train": 284,
+        "split.val": 37,
+        "split.test": 35,
+        "alpha": -0.125,
+        "suspected_errors": 11,
+        "suspected_error_rate": 0.031,
+        "gate.passed": 0,
+        "gate.failed_checks": 2,
+    }
+    assert got == {f"gov_test.demo_reviews.{k}": float(v) for k, v in expected.items()}
+
+
+def test_counters_add_up(listener: StatsdListener) -> None:
+    metrics.count("sms_spam.deadline_miss")
+    metrics.count("sms_spam.deadline_miss")
+    assert listener.counters() == {"gov_test.sms_spam.deadline_miss": 2.0}
+
+
+def test_a_single_label_first_version_sends_no_alpha_and_no_drift() -> None:
+    manifest = {**MANIFEST, "audit": {"agreement": None, "label_errors": None}}
+    names = metrics.governance_figures(manifest)
+    assert not any(name.endswith((".alpha", ".suspected_errors")) for name in names)
+
+
+def test_every_emitted_name_is_declared() -> None:
+    declared = [name.replace("<dataset>", "demo_reviews") for name in metrics.METRIC_NAMES]
+    for name in metrics.governance_figures(MANIFEST):
+        assert any(
+            name == d or ("<" in d and name.startswith(d.split("<")[0])) for d in declared
+        ), name
+
+
+def test_no_collector_costs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(metrics.PORT_ENV, "9")  # discard port: nothing listens
+    metrics.emit({"x.rows_in": 1.0})

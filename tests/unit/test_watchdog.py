@@ -1,0 +1,79 @@
+"""The watchdog's checks on fresh and stale states, with known answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from governance.contracts import contracts_dir, load_contract
+from governance.publish import write_json_atomic
+from governance.watchdog import (
+    FinalFailure,
+    champion_age,
+    expected_day,
+    freshness,
+    no_final_failures,
+    record_final_failure,
+)
+
+CONTRACT = load_contract(contracts_dir() / "sms_spam.yaml")  # landing timeout 6 h
+NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
+
+
+def publish(root: Path, day: str, published: bool = True) -> None:
+    folder = root / "curated" / "sms_spam" / day
+    folder.mkdir(parents=True)
+    write_json_atomic(folder / "manifest.json", {"published": published})
+
+
+def test_yesterday_is_expected_once_the_nights_landing_wait_is_over() -> None:
+    assert expected_day(CONTRACT, NOW) == dt.date(2026, 11, 28)
+    early = dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC)  # still within 6 h + 1 h
+    assert expected_day(CONTRACT, early) == dt.date(2026, 11, 27)
+
+
+def test_fresh_when_yesterdays_version_is_published(tmp_path: Path) -> None:
+    publish(tmp_path, "2026-11-28")
+    assert freshness(tmp_path, CONTRACT, NOW).ok
+
+
+def test_stale_says_which_dataset_and_how_many_days_late(tmp_path: Path) -> None:
+    publish(tmp_path, "2026-11-25")
+    publish(tmp_path, "2026-11-28", published=False)  # a dry run does not count
+    result = freshness(tmp_path, CONTRACT, NOW)
+    assert not result.ok
+    assert result.message == (
+        "sms_spam: no curated version for 2026-11-28; the newest is 2026-11-25, 3 days late"
+    )
+    assert "none yet" in freshness(tmp_path / "empty", CONTRACT, NOW).message
+
+
+def test_champion_age_against_the_allowance() -> None:
+    fresh = champion_age(NOW - dt.timedelta(days=2), "m", 7, NOW)
+    assert fresh.ok and "2.0 days old" in fresh.message
+    stale = champion_age(NOW - dt.timedelta(days=9, hours=12), "m", 7, NOW)
+    assert not stale.ok and "9.5 days old, 2.5 days over the 7 allowed" in stale.message
+    assert champion_age(None, "m", 7, NOW).message == "m: no champion registered"
+
+
+def failure(at: dt.datetime, task: str = "ingest_validate") -> FinalFailure:
+    return FinalFailure("govern_sms_spam", task, "scheduled__x", 3, 3, at.isoformat(), "boom")
+
+
+def test_only_failures_of_the_last_day_count(tmp_path: Path) -> None:
+    assert no_final_failures(tmp_path, NOW).ok
+    record_final_failure(tmp_path, failure(NOW - dt.timedelta(hours=30), "old"))
+    assert no_final_failures(tmp_path, NOW).ok
+    record_final_failure(tmp_path, failure(NOW - dt.timedelta(hours=2)))
+    result = no_final_failures(tmp_path, NOW)
+    assert not result.ok
+    assert "govern_sms_spam.ingest_validate (scheduled__x)" in result.message
+    assert "after try 3 of 3: boom" in result.message and "old" not in result.message
+
+
+@pytest.mark.parametrize("hours", [1, 23])
+def test_failures_across_midnight_are_found(tmp_path: Path, hours: int) -> None:
+    record_final_failure(tmp_path, failure(NOW - dt.timedelta(hours=hours)))
+    assert not no_final_failures(tmp_path, NOW).ok
