@@ -60,6 +60,7 @@ $(AIRFLOW_HOME)/.settings-applied: airflow_settings.yaml $(AIRFLOW_HOME)/airflow
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db $(AIRFLOW_HOME)/.settings-applied
 
 run: export AIRFLOW__LOGGING__LOGGING_LEVEL := WARNING
+run: export MLFLOW_LOGGING_LEVEL := ERROR
 run: setup
 	$(BIN)/python -m governance_airflow.demo --start $(DEMO_START) --days $(DEMO_DAYS) \
 		--items-per-day $(DEMO_ITEMS)

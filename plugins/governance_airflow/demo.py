@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import sys
 import time
 
@@ -30,7 +29,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.getLogger("mlflow").setLevel(logging.ERROR)  # the demo prints its own summary
     from governance.demo_feed import generate_feed
     from governance.evaluation import evaluate_version, format_scores
     from governance.publish import read_manifest
