@@ -55,9 +55,9 @@ def run_audit(
     consensus = build_consensus(
         items, annotations, classes, spec.min_annotator_accuracy, spec.min_annotator_items
     )
+    pairs = pairwise_cohen_kappa(annotations, classes, spec.min_pair_overlap)
     if multi:
         agreement = agreement_summary(annotations, classes)
-        pairs = pairwise_cohen_kappa(annotations, classes, spec.min_pair_overlap)
         quality = consensus.quality
         annotators = {
             "count": len(quality),
@@ -67,7 +67,6 @@ def run_audit(
         }
     else:
         agreement, annotators = None, None
-        pairs = pd.DataFrame(columns=["annotator_a", "annotator_b", "n_items", "kappa"])
         skipped += [
             f"consensus: {SINGLE_LABEL}, the given label stands",
             f"agreement: {SINGLE_LABEL}, needs several annotators per item",

@@ -20,16 +20,20 @@ LENGTH_BINS = 20
 _WORD = re.compile(r"\w+")
 
 
-def class_shares(labels: pd.Series, classes: list[str]) -> dict[str, float]:
-    counts = labels.value_counts().reindex(classes, fill_value=0)
+def class_counts(labels: pd.Series, classes: list[str]) -> pd.Series:
+    return labels.value_counts().reindex(classes, fill_value=0)
+
+
+def shares(counts: pd.Series) -> dict[str, float]:
     total = counts.sum()
-    return {c: float(counts[c] / total) if total else 0.0 for c in classes}
+    return {str(c): float(n / total) if total else 0.0 for c, n in counts.items()}
 
 
 def class_balance(current: pd.Series, previous: pd.Series | None, classes: list[str]):
     """Shares per class, the largest change of any share, and a chi-square test of the counts."""
+    now = class_counts(current, classes)
     result: dict[str, Any] = {
-        "current": class_shares(current, classes),
+        "current": shares(now),
         "previous": None,
         "max_share_change": None,
         "chi2": None,
@@ -37,16 +41,12 @@ def class_balance(current: pd.Series, previous: pd.Series | None, classes: list[
     }
     if previous is None:
         return result
-    result["previous"] = class_shares(previous, classes)
+    before = class_counts(previous, classes)
+    result["previous"] = shares(before)
     result["max_share_change"] = max(
         abs(result["current"][c] - result["previous"][c]) for c in classes
     )
-    table = np.array(
-        [
-            current.value_counts().reindex(classes, fill_value=0).to_numpy(),
-            previous.value_counts().reindex(classes, fill_value=0).to_numpy(),
-        ]
-    )
+    table = np.array([now.to_numpy(), before.to_numpy()])
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] >= 2 and (table.sum(axis=1) > 0).all():
         test = chi2_contingency(table, correction=False)

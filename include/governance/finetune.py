@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
@@ -55,7 +56,8 @@ class FinetuneRequest:
 
     @classmethod
     def from_contract(cls, contract: Contract, **overrides: Any) -> FinetuneRequest:
-        defaults = contract.finetune.model_dump(exclude={"max_champion_age_days"})
+        names = {f.name for f in fields(cls)}
+        defaults = {k: v for k, v in contract.finetune.model_dump().items() if k in names}
         given = {k: v for k, v in overrides.items() if v is not None}
         return cls(dataset=contract.name, **{**defaults, **given})
 
@@ -242,8 +244,6 @@ def _test_split(snapshot_path: Path) -> pd.DataFrame:
 
 
 def _probabilities_of(model_uri: str, texts: pd.Series) -> np.ndarray:
-    import mlflow
-
     frame = mlflow.pyfunc.load_model(model_uri).predict(pd.DataFrame({F.TEXT: texts}))
     return np.asarray(frame, dtype=float)
 

@@ -112,13 +112,16 @@ def emit(figures: Mapping[str, float]) -> None:
         with client().pipeline() as batch:
             for name, value in sorted(figures.items()):
                 batch.gauge(name, value)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         log.warning("statsd: could not send %d figures: %s", len(figures), exc)
 
 
-def count(name: str, value: int = 1) -> None:
-    """Increment a counter (e.g. ``<dataset>.deadline_miss``)."""
+def count(name: str, value: int = 1) -> bool:
+    """Increment a counter (e.g. ``<dataset>.deadline_miss``); False when it could not be sent
+    (no collector, or a port setting that is not a number)."""
     try:
         client().incr(name, value)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         log.warning("statsd: could not count %s: %s", name, exc)
+        return False
+    return True

@@ -339,7 +339,6 @@ def stage_gate(run: DayRun) -> dict[str, Any]:
     tables = build_tables(run)
     manifest = build_manifest(run, tables)
     decision = manifest["gate"]
-    _save_json(run, "gate", decision)
     if not run.dry_run:
         metrics.emit(metrics.governance_figures(manifest))
     if decision["status"] == "failed" and not run.dry_run:

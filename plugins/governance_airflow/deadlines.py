@@ -131,9 +131,7 @@ async def on_deadline_miss(dataset: str, kind: str, context: dict[str, Any] | No
     """Airflow's deadline callback: log, count and notify one missed deadline."""
     miss = DeadlineMiss.from_context(dataset, kind, context)
     log.warning("Deadline missed: %s", miss.describe())
-    try:
-        metrics.client().incr(f"{metrics.slug(dataset)}.deadline_miss")
-    except (OSError, ValueError):
-        log.exception("Could not count the missed deadline of %s in statsd", dataset)
+    if not metrics.count(f"{metrics.slug(dataset)}.deadline_miss"):
+        log.error("Could not count the missed deadline of %s in statsd", dataset)
     await notify(miss)
     return miss.describe()

@@ -78,6 +78,13 @@ def test_every_emitted_name_is_declared() -> None:
         ), name
 
 
-def test_no_collector_costs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_collector_or_a_broken_setting_never_fails_a_run(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv(metrics.PORT_ENV, "9")  # discard port: nothing listens
     metrics.emit({"x.rows_in": 1.0})
+    assert metrics.count("x.deadline_miss")
+    monkeypatch.setenv(metrics.PORT_ENV, "not-a-port")
+    metrics.emit({"x.rows_in": 1.0})
+    assert not metrics.count("x.deadline_miss")
+    assert "could not send 1 figures" in caplog.text and "could not count" in caplog.text
