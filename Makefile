@@ -34,13 +34,16 @@ DEMO_START ?= 2026-11-01
 DEMO_DAYS ?= 4
 DEMO_ITEMS ?= 400
 
-.PHONY: help setup run test ui lineage lint bench clean
+.PHONY: help setup run test ui lineage verify reconcile skip lint bench clean
 
 help:
 	@echo "make run    set up if needed, then governance and a fine-tune on the demo feed"
 	@echo "make test   set up if needed, then run every test"
 	@echo "make ui     the Airflow UI and the MLflow UI on localhost"
 	@echo "make lineage MODEL=demo_reviews-classifier   alias -> version -> run -> data -> files"
+	@echo "make verify DATASET=demo_reviews      check every version against the history it was computed on"
+	@echo "make reconcile DATASET=demo_reviews   recompute stale days, in order"
+	@echo "make skip DATASET=... DAY=... REASON=...   settle a day that will have no data"
 	@echo "make lint | make bench | make clean"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -84,6 +87,19 @@ ui: setup
 lineage: $(STAMP)
 	@test -n "$(MODEL)" || (echo "usage: make lineage MODEL=<dataset>-classifier"; exit 2)
 	@$(BIN)/python -m governance.tracking lineage $(MODEL)
+
+verify: $(STAMP)
+	@test -n "$(DATASET)" || (echo "usage: make verify DATASET=<name>"; exit 2)
+	@$(BIN)/python -m governance.reconcile verify $(DATASET)
+
+reconcile: $(STAMP)
+	@test -n "$(DATASET)" || (echo "usage: make reconcile DATASET=<name>"; exit 2)
+	@$(BIN)/python -m governance.reconcile reconcile $(DATASET)
+
+skip: $(STAMP)
+	@test -n "$(DATASET)" -a -n "$(DAY)" -a -n "$(REASON)" || \
+		(echo 'usage: make skip DATASET=<name> DAY=YYYY-MM-DD REASON="why"'; exit 2)
+	@$(BIN)/python -m governance.reconcile skip $(DATASET) $(DAY) --reason "$(REASON)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -156,6 +156,16 @@ class LandingSpec(_Strict):
     ready_marker: str | None = None
     poke_interval_minutes: float = Field(default=5.0, gt=0)
     timeout_hours: float = Field(default=6.0, gt=0)
+    # When no partition arrived in time: fail the run (the day stays unsettled, and later days
+    # wait for a decision), or settle the day as skipped, recorded with the reason.
+    on_missing: Literal["fail", "skip"] = "fail"
+
+
+class HistorySpec(_Strict):
+    """How a day waits for the days before it to settle (days settle in order from start_date)."""
+
+    poke_interval_seconds: float = Field(default=60.0, gt=0)
+    timeout_hours: float = Field(default=24.0, gt=0)
 
 
 class GateSpec(_Strict):
@@ -202,7 +212,10 @@ class Contract(_Strict):
     owner: str = "data-platform"
     tags: list[str] = Field(default_factory=list)
     schedule: str = "@daily"
-    start_date: str = "2026-01-01"
+    # The dataset's first day: the DAG starts there, and every day from it settles in order.
+    start_date: str = Field(default="2026-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    # Runs of the governance DAG at once: they overlap in the stages that read no history.
+    max_active_runs: int = Field(default=4, ge=1)
     source: SourceSpec
     id: IdSpec = Field(default_factory=IdSpec)
     text: TextSpec
@@ -212,6 +225,7 @@ class Contract(_Strict):
     dedup: DedupSpec = Field(default_factory=DedupSpec)
     split: SplitSpec = Field(default_factory=SplitSpec)
     landing: LandingSpec = Field(default_factory=LandingSpec)
+    history: HistorySpec = Field(default_factory=HistorySpec)
     audit: AuditSpec = Field(default_factory=AuditSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
     finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
@@ -247,6 +261,10 @@ class Contract(_Strict):
     @property
     def finetune_dag_id(self) -> str:
         return f"finetune_{self.name}"
+
+    @property
+    def reconcile_dag_id(self) -> str:
+        return f"reconcile_{self.name}"
 
 
 def contracts_dir() -> Path:

@@ -8,6 +8,7 @@ benchmark or a test can run them in one process. Nothing here knows about Airflo
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -23,6 +24,15 @@ from governance.contracts import Contract, data_root
 from governance.dedup import DedupConfig, deduplicate
 from governance.errors import GateFailedError
 from governance.gate import evaluate_gate
+from governance.hashing import sha256_file
+from governance.history import (
+    DayRecord,
+    Ledger,
+    Settlement,
+    data_digest,
+    describe_difference,
+    history_digest,
+)
 from governance.ingest import read_partition
 from governance.publish import (
     MANIFEST,
@@ -75,6 +85,16 @@ class DayRun:
         return self.root / "unpublished" / self.name / self.day
 
     @property
+    def ledger(self) -> Ledger:
+        """The dataset's settled days; every write of a version happens under its lock."""
+        return Ledger(self.root, self.name, self.contract.start_date)
+
+    @property
+    def withdrawn_dir(self) -> Path:
+        """Where a published version goes when a rerun of its day is refused by the gate."""
+        return self.root / "withdrawn" / self.name
+
+    @property
     def work_dir(self) -> Path:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id)[:120]
         return self.root / "work" / self.name / self.day / slug
@@ -115,17 +135,24 @@ def published_versions(curated_root: Path, before: str | None = None) -> list[st
     return days
 
 
-def load_history(run: DayRun) -> tuple[pd.DataFrame | None, list[str]]:
-    """Everything published before this day: the cross-day dedup index and split registry.
+def load_history(run: DayRun) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
+    """Everything settled before this day: the cross-day dedup index and the recorded history.
 
-    Only earlier days count, so rerunning a day after later days were processed gives the
-    same result as the first run.
+    Waits for nothing: it fails (retryably) while an earlier day is unsettled or stale, so a
+    day's result never depends on which other days happen to be done. Read under the ledger's
+    lock, so the index matches the history it is recorded with.
     """
-    days = published_versions(run.curated_root, before=run.day)
-    if not days:
-        return None, days
-    parts = [pd.read_parquet(run.curated_root / d / f"{INDEX_TABLE}.parquet") for d in days]
-    return pd.concat(parts, ignore_index=True), days
+    with run.ledger.lock():
+        entries = run.ledger.require_settled(run.day)
+        days = [e["version"] for e in entries if e["status"] == Settlement.PUBLISHED]
+        parts = [pd.read_parquet(run.curated_root / d / f"{INDEX_TABLE}.parquet") for d in days]
+    if not parts:
+        return None, entries
+    return pd.concat(parts, ignore_index=True), entries
+
+
+def published_days(entries: list[dict[str, Any]]) -> list[str]:
+    return [e["version"] for e in entries if e["status"] == Settlement.PUBLISHED]
 
 
 def split_registry(history: pd.DataFrame | None) -> pd.DataFrame:
@@ -158,7 +185,7 @@ def stage_ingest(run: DayRun) -> dict[str, Any]:
 def stage_dedup(run: DayRun) -> dict[str, Any]:
     """Exact and near duplicates within the day and against every published day."""
     items = _load(run, "items")
-    history, days = load_history(run)
+    history, entries = load_history(run)
     result = deduplicate(items, history, DedupConfig.from_contract(run.contract.dedup))
     _save(run, "assignments", result.assignments)
     _save(run, "duplicates", result.duplicates)
@@ -166,9 +193,15 @@ def stage_dedup(run: DayRun) -> dict[str, Any]:
     _save(run, "quarantine_dedup", result.quarantine)
     _save(run, "dedup_index", result.index)
     _save(run, "registry", split_registry(history))
-    summary = {**result.stats, "history_versions": days}
+    summary = {**result.stats, "history_versions": published_days(entries)}
     _save_json(run, "dedup", summary)
+    _save_json(run, "history", recorded_history(run, entries))
     return summary
+
+
+def recorded_history(run: DayRun, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the manifest records of the history a day was computed from."""
+    return {"origin": run.ledger.origin, "versions": entries, "digest": history_digest(entries)}
 
 
 def stage_split(run: DayRun) -> dict[str, Any]:
@@ -314,6 +347,8 @@ def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, An
         },
         "inputs": ingest["files"],
         "audit": _load_json(run, "audit"),
+        "history": _load_json(run, "history"),
+        "state": "current",
     }
     manifest["gate"] = evaluate_gate(manifest, run.contract)
     return manifest
@@ -334,7 +369,8 @@ def stage_gate(run: DayRun) -> dict[str, Any]:
     """Decide whether the version is fit to train on.
 
     A refused version is still written, with its report and the decision, where reviewers look
-    for it (``unpublished/``), and the run stops with every failed threshold in one message.
+    for it (``unpublished/``), the day settles as refused (a rerun refused after a publication
+    withdraws the published version), and the run stops with every failed threshold in one message.
     """
     tables = build_tables(run)
     manifest = build_manifest(run, tables)
@@ -342,23 +378,81 @@ def stage_gate(run: DayRun) -> dict[str, Any]:
     if not run.dry_run:
         metrics.emit(metrics.governance_figures(manifest))
     if decision["status"] == "failed" and not run.dry_run:
-        write_version(run.unpublished_dir, tables, {**manifest, "published": False})
+        with run.ledger.lock():
+            state, why = history_state(run, manifest["history"])
+            refused = {**manifest, "published": False, "state": state, "stale_reason": why}
+            written = write_version(run.unpublished_dir, tables, refused)
+            withdraw_published(run)
+            settle(run, written, Settlement.REFUSED, str(Settlement.REFUSED))
         shutil.rmtree(run.work_dir, ignore_errors=True)
         raise GateFailedError(decision["message"])
     return decision
 
 
+def withdraw_published(run: DayRun) -> None:
+    """Move the day's published version aside (to ``withdrawn/``), kept for lineage."""
+    record = run.ledger.get(run.day)
+    if record is None or record.status != Settlement.PUBLISHED or not run.version_dir.exists():
+        return
+    target = run.withdrawn_dir / f"{run.day}-{record.digest[:12]}"
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(run.version_dir, target)
+
+
+def history_state(run: DayRun, recorded: dict[str, Any]) -> tuple[str, str | None]:
+    """Whether the history the day was computed from is still what is settled before it."""
+    current = run.ledger.history(run.day)
+    waiting = run.ledger.unsettled(run.day)
+    if waiting:
+        return "stale", f"{', '.join(waiting[:5])} not settled or stale"
+    if recorded["digest"] != history_digest(current):
+        return "stale", describe_difference(recorded["versions"], current)
+    return "current", None
+
+
+def settle(run: DayRun, manifest: dict[str, Any], status: Settlement, digest: str) -> list[str]:
+    """Record how the day settled (inside the ledger's lock); returns later days now stale."""
+    folder = run.version_dir if status == Settlement.PUBLISHED else run.unpublished_dir
+    return run.ledger.settle(
+        DayRecord(
+            day=run.day,
+            status=status,
+            digest=digest,
+            history_digest=manifest["history"]["digest"],
+            stale=manifest.get("state") == "stale",
+            manifest_sha256=sha256_file(folder / MANIFEST),
+            run_id=run.run_id,
+            reason=manifest.get("stale_reason") or "",
+        )
+    )
+
+
 def stage_publish(run: DayRun) -> dict[str, Any]:
     """Check conservation, then write the version atomically: to ``curated/`` when the gate
-    passed, to ``unpublished/`` on a dry run."""
+    passed, to ``unpublished/`` on a dry run.
+
+    Publishing settles the day. A version whose history changed while it ran is published as
+    stale; later days whose history this publication changed are marked stale (returned under
+    ``marked_stale``, not written to the manifest) until they are recomputed in order.
+    """
     tables = build_tables(run)
     manifest = build_manifest(run, tables)
     if manifest["gate"]["status"] != "passed" and not run.dry_run:
         raise GateFailedError(manifest["gate"]["message"])
-    target = run.unpublished_dir if run.dry_run else run.version_dir
-    manifest = write_version(target, tables, manifest)
+    marked: list[str] = []
+    with run.ledger.lock():
+        if run.dry_run:
+            manifest = write_version(run.unpublished_dir, tables, manifest)
+        else:
+            state, why = history_state(run, manifest["history"])
+            manifest = {**manifest, "state": state, "stale_reason": why}
+            manifest = write_version(run.version_dir, tables, manifest)
+            digest = data_digest(manifest["outputs"])
+            marked = settle(run, manifest, Settlement.PUBLISHED, digest)
     shutil.rmtree(run.work_dir, ignore_errors=True)
-    return manifest
+    return {**manifest, "marked_stale": marked}
 
 
 def run_day(run: DayRun) -> dict[str, Any]:

@@ -101,12 +101,17 @@ def replace_dir(staging: Path, target: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def clean_leftovers(parent: Path) -> None:
-    """Remove staging and trash folders that a killed run left behind."""
+def clean_leftovers(target: Path) -> None:
+    """Remove the staging and trash folders that a killed write of ``target`` left behind.
+
+    Only ``target``'s own: another version of the same dataset may be publishing beside it.
+    """
+    parent = target.parent
     if not parent.exists():
         return
+    own = tuple(f"{prefix}{target.name}-" for prefix in (STAGING_PREFIX, TRASH_PREFIX))
     for child in parent.iterdir():
-        if child.is_dir() and child.name.startswith((STAGING_PREFIX, TRASH_PREFIX)):
+        if child.is_dir() and child.name.startswith(own):
             shutil.rmtree(child, ignore_errors=True)
 
 
@@ -124,7 +129,7 @@ def publish_version(
     """
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
-    clean_leftovers(parent)
+    clean_leftovers(target)
     staging = parent / f"{STAGING_PREFIX}{target.name}-{uuid.uuid4().hex}"
     staging.mkdir()
     outputs: dict[str, dict[str, Any]] = {}

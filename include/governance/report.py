@@ -56,6 +56,7 @@ SECTIONS = (
     "annotators",
     "review-queue",
     "drift",
+    "history",
     "inputs",
 )
 TITLES = {
@@ -69,6 +70,7 @@ TITLES = {
     "annotators": "Annotator quality",
     "review-queue": "Suspected label errors",
     "drift": "Drift against the previous version",
+    "history": "History read",
     "inputs": "Inputs and outputs",
 }
 REASON_BARS = 15
@@ -776,6 +778,34 @@ def _inputs(data: _Input) -> Html:
     return Html("".join(parts))
 
 
+def _history(data: _Input) -> Html:
+    """Which settled days this version was computed against: a later republication of any of
+    them makes this version stale until it is recomputed."""
+    history = data.manifest.get("history")
+    if not history:
+        return para("Not recorded for this version.", "note")
+    rows = [
+        [
+            e.get("version"),
+            e.get("status"),
+            str(e.get("digest") or "")[:16],
+            str(e.get("manifest_sha256") or "")[:16] or NA,
+        ]
+        for e in history.get("versions") or []
+    ]
+    intro = para(
+        f"Days settle in order from {fmt(history.get('origin'))}; this version read the "
+        f"{len(rows)} settled day(s) before it (history digest {str(history.get('digest'))[:16]}).",
+        "note",
+    )
+    listing = (
+        table(["version", "settled as", "data digest", "manifest sha256"], rows)
+        if rows
+        else para("none: the dataset's first day", "note")
+    )
+    return Html(intro + listing)
+
+
 _BUILDERS: dict[str, Callable[[_Input], Html]] = {
     "summary": _summary,
     "gate": _gate,
@@ -787,6 +817,7 @@ _BUILDERS: dict[str, Callable[[_Input], Html]] = {
     "annotators": _annotators,
     "review-queue": _review_queue,
     "drift": _drift,
+    "history": _history,
     "inputs": _inputs,
 }
 

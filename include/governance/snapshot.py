@@ -17,6 +17,7 @@ import pandas as pd
 from governance import frames as F
 from governance.errors import NonRetryableError
 from governance.hashing import sha256_file
+from governance.history import Ledger
 from governance.pipeline import published_versions
 from governance.publish import MANIFEST, publish_version, read_manifest
 
@@ -31,19 +32,30 @@ def snapshot_dir(root: Path, dataset: str, version: str) -> Path:
     return root / "snapshots" / dataset / version
 
 
+def trainable_versions(root: Path, dataset: str) -> list[str]:
+    """Published versions with every day up to them settled and current: a stale version (its
+    history changed since it was computed) is not offered until it is reconciled."""
+    return Ledger(root, dataset).current_versions()
+
+
 def latest_version(root: Path, dataset: str) -> str | None:
-    days = published_versions(root / "curated" / dataset)
+    days = trainable_versions(root, dataset)
     return days[-1] if days else None
 
 
 def resolve_version(root: Path, dataset: str, requested: str | None) -> str:
-    """The requested version, else the newest published one; refuse what cannot be trained on."""
-    days = published_versions(root / "curated" / dataset)
+    """The requested version, else the newest trainable one; refuse what cannot be trained on."""
+    days = trainable_versions(root, dataset)
     version = requested or (days[-1] if days else None)
     if version is None:
         raise SnapshotError(f"{dataset}: no published version to fine-tune on yet")
     if version not in days:
         known = ", ".join(days[-5:]) or "none"
+        if version in published_versions(root / "curated" / dataset):
+            raise SnapshotError(
+                f"{dataset}: version {version} or a day before it is stale or unsettled; "
+                f"reconcile the dataset first (trainable: {known})"
+            )
         raise SnapshotError(f"{dataset}: version {version} is not published (latest: {known})")
     gate = read_manifest(root / "curated" / dataset / version).get("gate", {})
     if gate.get("status") != "passed":
@@ -63,7 +75,7 @@ def build_snapshot(root: Path, dataset: str, version: str) -> Path:
     """Write (or reuse, when the same versions are already in it) the snapshot of ``version``."""
     version = resolve_version(root, dataset, version)
     curated = root / "curated" / dataset
-    days = [d for d in published_versions(curated) if d <= version]
+    days = [d for d in trainable_versions(root, dataset) if d <= version]
     entries = [_version_entry(root, curated / d) for d in days]
     target = snapshot_dir(root, dataset, version)
     if (target / MANIFEST).exists() and read_manifest(target).get("versions") == entries:

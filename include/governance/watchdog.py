@@ -1,4 +1,5 @@
-"""What the hourly watchdog checks: fresh data, a recent champion, no task failed for good.
+"""What the hourly watchdog checks: fresh data, a consistent history, a recent champion, no task
+failed for good.
 
 Each check returns whether all is well and, when not, one sentence naming the dataset or task
 and by how much it is late, so the alert says what to look at.
@@ -44,6 +45,23 @@ def freshness(root: Path, contract: Contract, now: dt.datetime) -> WatchResult:
         False,
         f"{contract.name}: no curated version for {day}; the newest is {days[-1]}, "
         f"{late} day{'s' if late != 1 else ''} late",
+    )
+
+
+def history_consistent(root: Path, contract: Contract) -> WatchResult:
+    """Every settled day current and every published version matching its record (the file
+    hashes are left to ``make verify``: reading every file hourly costs too much)."""
+    from governance.history import Ledger, verify
+
+    findings = verify(Ledger(root, contract.name, contract.start_date), deep=False)
+    if not findings:
+        return WatchResult(True, f"{contract.name}: history consistent")
+    listed = "; ".join(str(f) for f in findings[:5])
+    more = f" (and {len(findings) - 5} more)" if len(findings) > 5 else ""
+    return WatchResult(
+        False,
+        f"{contract.name}: {len(findings)} history problem(s): {listed}{more}; "
+        f"run the {contract.reconcile_dag_id} DAG or make reconcile DATASET={contract.name}",
     )
 
 

@@ -19,7 +19,12 @@ DEMO_DATASET = "demo_reviews"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 11, 1))
+    parser.add_argument(
+        "--start",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="first day of the feed (default: the contract's start_date)",
+    )
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--items-per-day", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
@@ -37,10 +42,13 @@ def main(argv: list[str] | None = None) -> int:
 
     root = data_root()
     contract = load_contract(contracts_dir() / f"{DEMO_DATASET}.yaml")
+    # Days settle in order from the dataset's start: the generated feed is where it starts.
+    start = args.start or dt.date.fromisoformat(contract.start_date)
+    contract = contract.model_copy(update={"start_date": start.isoformat()})
     truths = generate_feed(
         root / "landing",
         root / "truth",
-        args.start,
+        start,
         args.days,
         items_per_day=args.items_per_day,
         seed=args.seed,

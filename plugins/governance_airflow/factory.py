@@ -18,7 +18,7 @@ from governance_airflow.deadlines import deadline_for
 from governance_airflow.failures import record_failure
 from governance_airflow.retries import GOVERNANCE_RETRY_POLICY
 from governance_airflow.runtime import run_stage
-from governance_airflow.sensors import LandingPartitionSensor
+from governance_airflow.sensors import HistorySettledSensor, LandingPartitionSensor
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def task_defaults(owner: str) -> dict[str, Any]:
     return {
         "owner": owner,
         "retries": 2,
-        "retry_delay": dt.timedelta(minutes=1),
+        "retry_delay": dt.timedelta(seconds=30),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
         "execution_timeout": dt.timedelta(hours=1),
@@ -129,7 +129,7 @@ def build_governance_dag(contract: Contract) -> DAG:
         schedule=CronDataIntervalTimetable(contract.schedule, timezone="UTC"),
         start_date=dt.datetime.fromisoformat(contract.start_date).replace(tzinfo=dt.UTC),
         catchup=False,
-        max_active_runs=1,
+        max_active_runs=contract.max_active_runs,
         default_args=task_defaults(contract.owner),
         params=manual_params(contract),
         deadline=deadline_for(contract, "governance"),
@@ -137,6 +137,7 @@ def build_governance_dag(contract: Contract) -> DAG:
         doc_md=__doc__,
     ) as dag:
         wait = LandingPartitionSensor(task_id="wait_for_partition", contract=contract)
+        settled = HistorySettledSensor(task_id="wait_for_history", contract=contract)
 
         @task
         def ingest_validate() -> dict[str, Any]:
@@ -167,7 +168,18 @@ def build_governance_dag(contract: Contract) -> DAG:
                 "version": manifest["version"],
                 "counts": manifest["counts"],
                 "gate": manifest["gate"]["status"],
+                "state": manifest["state"],
+                "marked_stale": manifest["marked_stale"],
             }
+            if manifest["marked_stale"]:
+                log.warning(
+                    "%s %s changed the history of later days, now stale until recomputed in "
+                    "order (DAG %s): %s",
+                    contract.name,
+                    manifest["version"],
+                    contract.reconcile_dag_id,
+                    ", ".join(manifest["marked_stale"]),
+                )
             if manifest["dry_run"]:
                 context["ti"].xcom_push(key="dry_run_summary", value=summary)
                 raise AirflowSkipException("dry run: computed everything, published nothing")
@@ -178,7 +190,16 @@ def build_governance_dag(contract: Contract) -> DAG:
             }
             return summary
 
-        wait >> ingest_validate() >> deduplicate() >> split() >> audit() >> gate() >> publish()
+        (
+            wait
+            >> ingest_validate()
+            >> settled
+            >> deduplicate()
+            >> split()
+            >> audit()
+            >> gate()
+            >> publish()
+        )
     return dag
 
 
@@ -197,6 +218,7 @@ def build_all(directory: Any = None) -> dict[str, DAG]:
     """The governance and fine-tune DAGs of every valid contract and the watchdog over them; an
     invalid contract is logged with its file and key, and the others still get their DAGs."""
     from governance_airflow.finetune_factory import build_finetune_dag
+    from governance_airflow.reconcile_factory import build_reconcile_dag
     from governance_airflow.watchdog_factory import WATCHDOG_DAG_ID, build_watchdog_dag
 
     directory = directory or contracts_dir()
@@ -211,6 +233,7 @@ def build_all(directory: Any = None) -> dict[str, DAG]:
         contracts.append(contract)
         dags[contract.dag_id] = build_governance_dag(contract)
         dags[contract.finetune_dag_id] = build_finetune_dag(contract)
+        dags[contract.reconcile_dag_id] = build_reconcile_dag(contract)
     if contracts:
         dags[WATCHDOG_DAG_ID] = build_watchdog_dag(contracts)
     return dags

@@ -7,6 +7,8 @@ while the dag-processor parses DAG files.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -20,6 +22,12 @@ PARAM_OVERRIDES = {
     "near_threshold": ("dedup", "near_threshold"),
     **{name: ("gate", name) for name in GateSpec.model_fields},
 }
+
+
+def worker_hostname() -> str:
+    """The host name a task instance records (Airflow's ``hostname_callable``): the worker's
+    ``GOVERNANCE_HOSTNAME`` where several workers share one machine, else its own name."""
+    return os.environ.get("GOVERNANCE_HOSTNAME") or socket.getfqdn()
 
 
 def resolve_day(context: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from governance.contracts import Contract, data_root
 from governance_airflow.runtime import resolve_day
@@ -53,7 +53,63 @@ class LandingPartitionSensor(BaseSensorOperator):
         except AirflowSensorTimeout as exc:
             path = self.partition(context)
             state = "has no file matching" if path.is_dir() else "is missing, so no file matches"
-            raise AirflowSensorTimeout(
+            message = (
                 f"landing partition {path} {state} '{self.contract.source.pattern}' after waiting "
-                f"{self.timeout / 3600:.2f} h ({exc})"
+                f"{self.timeout / 3600:.2f} h"
+            )
+            if self.contract.landing.on_missing == "skip":
+                self.skip_day(context, message)
+            raise AirflowSensorTimeout(f"{message} ({exc})") from exc
+
+    def skip_day(self, context: Any, message: str) -> None:
+        """The contract settles a day without data as skipped: record it, skip the run's tasks."""
+        from governance.reconcile import ledger_for
+
+        day = resolve_day(context)
+        ledger_for(self.contract).skip(day, message, run_id=context["run_id"])
+        raise AirflowSkipException(f"{self.contract.name} {day} settled as skipped: {message}")
+
+
+class HistorySettledSensor(BaseSensorOperator):
+    """Waits until every earlier day of the dataset is settled (published, refused or skipped)
+    and current, so that the day's dedup and split read a history no other run can change.
+
+    The stages check the same in the data layer; this sensor only makes the wait cheap: in
+    reschedule mode a day waiting for its predecessors holds no worker slot.
+    """
+
+    def __init__(self, *, contract: Contract, **kwargs: Any) -> None:
+        spec = contract.history
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("poke_interval", spec.poke_interval_seconds)
+        kwargs.setdefault("timeout", spec.timeout_hours * 3600)
+        super().__init__(**kwargs)
+        self.contract = contract
+
+    def waiting_for(self, context: Any) -> list[str]:
+        from governance.reconcile import ledger_for
+
+        return ledger_for(self.contract).unsettled(resolve_day(context))
+
+    def poke(self, context: Any) -> bool:
+        waiting = self.waiting_for(context)
+        if waiting:
+            self.log.info(
+                "%s %s waits for %d earlier day(s) to settle: %s",
+                self.contract.name,
+                resolve_day(context),
+                len(waiting),
+                ", ".join(waiting[:10]),
+            )
+        return not waiting
+
+    def execute(self, context: Any) -> Any:
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as exc:
+            waiting = self.waiting_for(context)
+            raise AirflowSensorTimeout(
+                f"{self.contract.name} {resolve_day(context)}: after {self.timeout / 3600:.2f} h "
+                f"still waiting for {', '.join(waiting[:10])} to settle (publish, refuse or skip "
+                f"them: python -m governance.reconcile skip ...) ({exc})"
             ) from exc

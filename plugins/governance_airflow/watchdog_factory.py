@@ -1,8 +1,8 @@
 """The hourly watchdog DAG and the failure callback that feeds it.
 
-One sensor per dataset for fresh data and for the champion's age, and one for tasks that failed
-for good; each fails with a sentence naming what is late and by how much. Sensors reschedule,
-so a watchdog waiting for a late feed holds no worker slot.
+One sensor per dataset for fresh data, for a consistent history and for the champion's age, and
+one for tasks that failed for good; each fails with a sentence naming what is late and by how
+much. Sensors reschedule, so a watchdog waiting for a late feed holds no worker slot.
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ def check_freshness(contract: Contract) -> Any:
     from governance.watchdog import freshness
 
     return freshness(data_root(), contract, _now())
+
+
+def check_history(contract: Contract) -> Any:
+    from governance.watchdog import history_consistent
+
+    return history_consistent(data_root(), contract)
 
 
 def check_champion(contract: Contract) -> Any:
@@ -80,7 +86,10 @@ class WatchdogSensor(BaseSensorOperator):
 def build_watchdog_dag(contracts: list[Contract]) -> DAG:
     with DAG(
         dag_id=WATCHDOG_DAG_ID,
-        description="Hourly: fresh curated data, recent champions, no task failed for good",
+        description=(
+            "Hourly: fresh curated data, consistent histories, recent champions, "
+            "no task failed for good"
+        ),
         schedule="@hourly",
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         catchup=False,
@@ -93,6 +102,9 @@ def build_watchdog_dag(contracts: list[Contract]) -> DAG:
         for contract in contracts:
             WatchdogSensor(
                 task_id=f"fresh_{contract.name}", check=check_freshness, check_args=(contract,)
+            )
+            WatchdogSensor(
+                task_id=f"history_{contract.name}", check=check_history, check_args=(contract,)
             )
             WatchdogSensor(
                 task_id=f"champion_{contract.name}",

@@ -27,11 +27,23 @@ def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
 
 
-def test_one_governance_and_one_finetune_dag_per_contract(dagbag) -> None:
+def test_governance_finetune_and_reconcile_dags_per_contract(dagbag) -> None:
     contracts = load_contracts()
     assert contracts, "no contract shipped"
-    expected = {c.dag_id for c in contracts} | {c.finetune_dag_id for c in contracts}
+    expected = {
+        dag_id for c in contracts for dag_id in (c.dag_id, c.finetune_dag_id, c.reconcile_dag_id)
+    }
     assert expected | {"governance_watchdog"} == set(dagbag.dag_ids)
+
+
+def test_reconcile_dags_follow_each_publication_and_rerun_the_governance_dag(dagbag) -> None:
+    for contract in load_contracts():
+        dag = dagbag.dags[contract.reconcile_dag_id]
+        (asset,) = dagbag.dags[contract.dag_id].get_task("publish").outlets
+        assert list(dag.timetable.asset_condition.objects) == [asset]
+        rerun = dag.get_task("rerun_day")
+        assert rerun.partial_kwargs["trigger_dag_id"] == contract.dag_id
+        assert rerun.partial_kwargs["skip_when_already_exists"] is True
 
 
 def test_finetune_dags_run_after_each_publication_of_their_dataset(dagbag) -> None:
@@ -72,6 +84,7 @@ def test_governance_tasks_in_order(dagbag) -> None:
     order = [
         "wait_for_partition",
         "ingest_validate",
+        "wait_for_history",
         "deduplicate",
         "split",
         "audit",
@@ -81,6 +94,7 @@ def test_governance_tasks_in_order(dagbag) -> None:
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.get_task("wait_for_partition").mode == "reschedule"
+    assert dag.get_task("wait_for_history").mode == "reschedule"
     outlets = dag.get_task("publish").outlets
     assert [a.name for a in outlets] == ["curated_sms_spam"]
 
@@ -111,5 +125,10 @@ def test_an_invalid_contract_is_skipped_with_its_file_and_key_logged(
         good.replace("name: sms_spam", "name: broken").replace("train: 0.8", "train: 0.9")
     )
     dags = build_all(tmp_path)
-    assert list(dags) == ["govern_sms_spam", "finetune_sms_spam", "governance_watchdog"]
+    assert list(dags) == [
+        "govern_sms_spam",
+        "finetune_sms_spam",
+        "reconcile_sms_spam",
+        "governance_watchdog",
+    ]
     assert "broken.yaml" in caplog.text and "split" in caplog.text

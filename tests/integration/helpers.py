@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from governance.contracts import contracts_dir, load_contract
+from governance.contracts import Contract
 from governance.frames import SPLITS
+from governance.history import Ledger, days_between
 from governance.publish import read_manifest
+from tests.contracts import shipped_contract
 
 
 def stage_lines(
@@ -29,14 +31,32 @@ def stage_lines(
     return placed
 
 
-def run_days(dataset: str, days: list[str], expect: str = "success", **conf) -> list:
+def quick_contract(dataset: str, start: str) -> Contract:
+    """The shipped contract starting at ``start``, polling the history every second and giving
+    up after two minutes (a test that forgot to settle a day fails instead of waiting a day)."""
+    contract = shipped_contract(dataset, start)
+    history = contract.history.model_copy(
+        update={"poke_interval_seconds": 1.0, "timeout_hours": 2 / 60}
+    )
+    return contract.model_copy(update={"history": history})
+
+
+def skip_days(root: Path, dataset: str, first: str, end: str) -> None:
+    """Settle the days from ``first`` up to ``end`` as skipped (a test's gap between days)."""
+    ledger = Ledger(root, dataset)
+    for day in days_between(first, end):
+        if ledger.get(day) is None:
+            ledger.skip(day, "no partition in this test")
+
+
+def run_days(
+    dataset: str, days: list[str], expect: str = "success", start: str | None = None, **conf
+) -> list:
     """Run the governance DAG through Airflow (dag.test) once per day; each run must end in the
-    ``expect``ed state."""
+    ``expect``ed state. The dataset starts at ``start`` (default: the first day run)."""
     from governance_airflow.factory import build_governance_dag, without_deadlines
 
-    dag = without_deadlines(
-        build_governance_dag(load_contract(contracts_dir() / f"{dataset}.yaml"))
-    )
+    dag = without_deadlines(build_governance_dag(quick_contract(dataset, start or days[0])))
     runs = []
     for day in days:
         logical = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)

@@ -21,6 +21,7 @@ from tests.integration.helpers import (
     published_items,
     read_table,
     run_days,
+    skip_days,
     stage_lines,
     task_states,
     version,
@@ -184,7 +185,8 @@ def test_dry_run_publishes_nothing(demo) -> None:
     source = root / "landing" / "demo_reviews" / DEMO_DAYS[0]
     for path in source.iterdir():
         (root / "landing" / "demo_reviews" / day / path.name).write_bytes(path.read_bytes())
-    run_days("demo_reviews", [day], dry_run=True)
+    skip_days(root, "demo_reviews", DEMO_DAYS[0], day)
+    run_days("demo_reviews", [day], start=DEMO_DAYS[0], dry_run=True)
     assert not version(root, "demo_reviews", day).exists()
     assert (root / "unpublished" / "demo_reviews" / day / "report.html").exists()
     assert all(event.get("version") != day for event in asset_events("curated_demo_reviews"))
@@ -255,7 +257,8 @@ def test_a_version_failing_the_gate_fails_once_and_publishes_no_asset_event(demo
     day = "2026-04-20"
     write_failing_day(root / "landing", day)
     events_before = asset_events("curated_demo_reviews")
-    (dag_run,) = run_days("demo_reviews", [day], expect="failed")
+    skip_days(root, "demo_reviews", DEMO_DAYS[0], day)
+    (dag_run,) = run_days("demo_reviews", [day], expect="failed", start=DEMO_DAYS[0])
     states = task_states(dag_run)
     assert states["gate"] == ("failed", 1), states
     assert states["publish"][0] == "upstream_failed", states

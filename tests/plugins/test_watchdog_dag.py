@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from governance import tracking
 from governance.contracts import contracts_dir, load_contract
+from governance.history import DayRecord, Ledger, Settlement, data_digest, history_digest
 from governance.publish import write_json_atomic
 from governance.watchdog import final_failures
 from governance_airflow.failures import record_failure
@@ -27,12 +28,17 @@ from tests.integration.helpers import task_states
 
 pytestmark = pytest.mark.airflow
 CONTRACT = load_contract(contracts_dir() / "sms_spam.yaml")
+NO_HISTORY = history_digest([])
 
 
 def publish(root: Path, day: dt.date) -> None:
+    """A published version with no data files, settled as the dataset's only day."""
     folder = root / "curated" / "sms_spam" / day.isoformat()
     folder.mkdir(parents=True)
-    write_json_atomic(folder / "manifest.json", {"published": True})
+    manifest = {"published": True, "outputs": {}, "history": {"digest": NO_HISTORY}}
+    write_json_atomic(folder / "manifest.json", manifest)
+    record = DayRecord(day.isoformat(), Settlement.PUBLISHED, data_digest({}), NO_HISTORY)
+    Ledger(root, "sms_spam", day.isoformat()).settle(record)
 
 
 def crown_a_champion(root: Path) -> None:
@@ -45,12 +51,15 @@ def crown_a_champion(root: Path) -> None:
 
 def test_a_healthy_state_passes_every_watchdog_sensor(tmp_path: Path, airflow_db: Path) -> None:
     with private_mlflow(tmp_path) as base:
-        publish(base / "data", dt.datetime.now(dt.UTC).date())
+        today = dt.datetime.now(dt.UTC).date()
+        publish(base / "data", today)
         crown_a_champion(base)
-        dag_run = build_watchdog_dag([CONTRACT]).test()
+        contract = CONTRACT.model_copy(update={"start_date": today.isoformat()})
+        dag_run = build_watchdog_dag([contract]).test()
     states = task_states(dag_run)
     assert {task: state for task, (state, _) in states.items()} == {
         "fresh_sms_spam": "success",
+        "history_sms_spam": "success",
         "champion_sms_spam": "success",
         "no_task_failed_for_good": "success",
     }
@@ -104,13 +113,15 @@ def test_a_task_that_failed_for_good_is_recorded_for_the_watchdog(
     assert found["error"] == "disk full"
 
 
-def test_the_watchdog_dag_has_a_freshness_and_champion_sensor_per_dataset() -> None:
+def test_the_watchdog_dag_has_a_freshness_history_and_champion_sensor_per_dataset() -> None:
     contracts = [CONTRACT, load_contract(contracts_dir() / "demo_reviews.yaml")]
     dag = build_watchdog_dag(contracts)
     assert set(dag.task_ids) == {
         "fresh_sms_spam",
+        "history_sms_spam",
         "champion_sms_spam",
         "fresh_demo_reviews",
+        "history_demo_reviews",
         "champion_demo_reviews",
         "no_task_failed_for_good",
     }

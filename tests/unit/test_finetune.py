@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from governance import tracking
-from governance.contracts import contracts_dir, load_contract
 from governance.demo_feed import generate_feed
 from governance.finetune import (
     LR_FACTORS,
@@ -26,10 +25,11 @@ from governance.finetune import (
 )
 from governance.pipeline import DayRun, run_day
 from tests.conftest import private_mlflow
+from tests.contracts import shipped_contract
 from tests.unit.test_finetune_training import Interrupt
 
 DAY = "2026-08-01"
-CONTRACT = load_contract(contracts_dir() / "demo_reviews.yaml")
+CONTRACT = shipped_contract("demo_reviews", DAY)
 
 
 @pytest.fixture(scope="module")

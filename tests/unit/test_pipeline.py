@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from governance import publish
-from governance.contracts import contracts_dir, load_contract
 from governance.demo_feed import generate_feed
 from governance.errors import GateFailedError
 from governance.frames import SPLITS
 from governance.pipeline import DayRun, load_history, published_versions, run_day
 from governance.publish import ConservationError, read_manifest
+from tests.contracts import shipped_contract
 from tests.gate_feed import EXPECTED_FAILURES, write_failing_day
 
 DAYS = ["2026-06-01", "2026-06-02", "2026-06-03"]
@@ -35,7 +35,7 @@ def feed(tmp_path: Path) -> Path:
 
 
 def day_run(root: Path, day: str, **kwargs) -> DayRun:
-    contract = load_contract(contracts_dir() / "demo_reviews.yaml")
+    contract = shipped_contract("demo_reviews", DAYS[0])
     return DayRun(contract=contract, day=day, root=root, run_id=f"test-{day}", **kwargs)
 
 
@@ -68,8 +68,8 @@ def test_every_row_is_accounted_for_each_day(feed: Path) -> None:
 def test_history_only_looks_back(feed: Path) -> None:
     for day in DAYS:
         run_day(day_run(feed, day))
-    history, days = load_history(day_run(feed, DAYS[1]))
-    assert days == DAYS[:1]
+    history, entries = load_history(day_run(feed, DAYS[1]))
+    assert [e["version"] for e in entries] == DAYS[:1]
     assert set(history["version"]) == {DAYS[0]}
 
 
@@ -79,6 +79,7 @@ def test_rerun_of_an_old_day_is_byte_identical_and_later_days_unchanged(feed: Pa
     before = {day: digests(feed / "curated" / "demo_reviews" / day) for day in DAYS}
     run_day(day_run(feed, DAYS[0]))
     run_day(day_run(feed, DAYS[2]))
+    run_day(day_run(feed, DAYS[1]))
     after = {day: digests(feed / "curated" / "demo_reviews" / day) for day in DAYS}
     assert after == before
 
@@ -172,7 +173,7 @@ def test_threshold_overrides_let_the_same_feed_through(feed: Path) -> None:
     write_failing_day(feed / "landing", DAYS[1])
     loose = {name: (0 if name.startswith("min") else 1.0) for name in EXPECTED_FAILURES}
     loose["min_alpha"] = -1.0
-    contract = load_contract(contracts_dir() / "demo_reviews.yaml")
+    contract = shipped_contract("demo_reviews", DAYS[0])
     relaxed = contract.model_copy(update={"gate": contract.gate.model_copy(update=loose)})
     run = DayRun(contract=relaxed, day=DAYS[1], root=feed, run_id="relaxed")
     manifest = run_day(run)

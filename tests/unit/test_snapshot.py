@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from governance.contracts import contracts_dir, load_contract
 from governance.demo_feed import generate_feed
 from governance.frames import SPLITS
 from governance.pipeline import DayRun, run_day
 from governance.publish import read_manifest
 from governance.snapshot import SnapshotError, build_snapshot, latest_version, resolve_version
+from tests.contracts import shipped_contract
 from tests.gate_feed import write_failing_day
 
 DAYS = ["2026-07-01", "2026-07-02", "2026-07-03"]
@@ -25,7 +25,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("snapshot")
     generate_feed(root / "landing", root / "truth", dt.date.fromisoformat(DAYS[0]), 2, 150, seed=9)
     write_failing_day(root / "landing", DAYS[2])
-    contract = load_contract(contracts_dir() / "demo_reviews.yaml")
+    contract = shipped_contract("demo_reviews", DAYS[0])
     for day in DAYS[:2]:
         run_day(DayRun(contract, day, root=root, run_id=f"r-{day}"))
     return root
@@ -64,7 +64,7 @@ def test_building_it_again_reuses_it(root: Path) -> None:
 
 
 def test_only_published_versions_that_passed_the_gate_are_trained_on(root: Path) -> None:
-    contract = load_contract(contracts_dir() / "demo_reviews.yaml")
+    contract = shipped_contract("demo_reviews", DAYS[0])
     with pytest.raises(Exception, match="gate failed"):
         run_day(DayRun(contract, DAYS[2], root=root, run_id="bad"))
     with pytest.raises(SnapshotError, match=f"version {DAYS[2]} is not published"):

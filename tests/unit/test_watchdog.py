@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from governance.contracts import contracts_dir, load_contract
+from governance.history import DayRecord, Ledger, Settlement, data_digest, history_digest
 from governance.publish import write_json_atomic
 from governance.watchdog import (
     FinalFailure,
     champion_age,
     expected_day,
     freshness,
+    history_consistent,
     no_final_failures,
     record_final_failure,
 )
@@ -77,3 +79,27 @@ def test_only_failures_of_the_last_day_count(tmp_path: Path) -> None:
 def test_failures_across_midnight_are_found(tmp_path: Path, hours: int) -> None:
     record_final_failure(tmp_path, failure(NOW - dt.timedelta(hours=hours)))
     assert not no_final_failures(tmp_path, NOW).ok
+
+
+def settle_published(root: Path, day: str, outputs: dict, history: list[dict]) -> DayRecord:
+    """A version of ``outputs`` (no files: the hourly check reads manifests only) settled."""
+    digest = history_digest(history)
+    folder = root / "curated" / "sms_spam" / day
+    folder.mkdir(parents=True, exist_ok=True)
+    recorded = {"digest": digest, "versions": history}
+    write_json_atomic(folder / "manifest.json", {"outputs": outputs, "history": recorded})
+    record = DayRecord(day, Settlement.PUBLISHED, data_digest(outputs), digest)
+    Ledger(root, "sms_spam", "2026-11-01").settle(record)
+    return record
+
+
+def test_history_check_names_the_stale_day_and_the_way_out(tmp_path: Path) -> None:
+    contract = CONTRACT.model_copy(update={"start_date": "2026-11-01"})
+    first = settle_published(tmp_path, "2026-11-01", {"a.parquet": {"sha256": "1"}}, [])
+    settle_published(tmp_path, "2026-11-02", {"b.parquet": {"sha256": "2"}}, [first.entry()])
+    assert history_consistent(tmp_path, contract).ok
+    settle_published(tmp_path, "2026-11-01", {"a.parquet": {"sha256": "changed"}}, [])
+    result = history_consistent(tmp_path, contract)
+    assert not result.ok
+    assert "2026-11-02: stale: 2026-11-01 was republished" in result.message
+    assert "make reconcile DATASET=sms_spam" in result.message
