@@ -15,6 +15,7 @@ export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.
 export GOVERNANCE_DATA_ROOT ?= $(CURDIR)/data
 export HF_HUB_OFFLINE := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+export MLFLOW_DISABLE_TELEMETRY := true
 # Airflow's own metrics and the project's governance figures go to a statsd collector on
 # localhost (UDP: nothing breaks when none listens; docker/ runs statsd-exporter for real).
 export AIRFLOW__METRICS__STATSD_ON ?= True
@@ -34,7 +35,7 @@ DEMO_START ?= 2026-11-01
 DEMO_DAYS ?= 4
 DEMO_ITEMS ?= 400
 
-.PHONY: help setup run test ui lineage verify reconcile skip lint bench clean
+.PHONY: help setup browser run test ui lineage verify reconcile skip stack stack-status stack-down lint bench clean
 
 help:
 	@echo "make run    set up if needed, then governance and a fine-tune on the demo feed"
@@ -44,6 +45,7 @@ help:
 	@echo "make verify DATASET=demo_reviews      check every version against the history it was computed on"
 	@echo "make reconcile DATASET=demo_reviews   recompute stale days, in order"
 	@echo "make skip DATASET=... DAY=... REASON=...   settle a day that will have no data"
+	@echo "make stack | make stack-status | make stack-down   the production topology, without Docker"
 	@echo "make lint | make bench | make clean"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -62,13 +64,22 @@ $(AIRFLOW_HOME)/.settings-applied: airflow_settings.yaml $(AIRFLOW_HOME)/airflow
 
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db $(AIRFLOW_HOME)/.settings-applied
 
+# The browser tests drive Debian's chromium (Playwright never downloads a browser here).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || (echo "install Chromium at $(CHROMIUM) for the browser tests"; exit 1)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium > /dev/null || \
+		(apt-get update -q > /dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium > /dev/null)
+
+browser: $(CHROMIUM)
+
 run: export AIRFLOW__LOGGING__LOGGING_LEVEL := WARNING
 run: export MLFLOW_LOGGING_LEVEL := ERROR
 run: setup
 	$(BIN)/python -m governance_airflow.demo --start $(DEMO_START) --days $(DEMO_DAYS) \
 		--items-per-day $(DEMO_ITEMS)
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 ui: setup
@@ -78,7 +89,7 @@ ui: setup
 	@mkdir -p $(CURDIR)/mlflow
 	@echo '{"admin": "admin"}' > $(AIRFLOW_HOME)/passwords.json
 	@trap 'kill 0' INT TERM EXIT; \
-	AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
 	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin \
 	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$(AIRFLOW_HOME)/passwords.json \
 	PATH=$(BIN):$$PATH $(BIN)/airflow standalone > $(AIRFLOW_HOME)/standalone.log 2>&1 & \
@@ -101,6 +112,17 @@ skip: $(STAMP)
 		(echo 'usage: make skip DATASET=<name> DAY=YYYY-MM-DD REASON="why"'; exit 2)
 	@$(BIN)/python -m governance.reconcile skip $(DATASET) $(DAY) --reason "$(REASON)"
 
+# The production topology (docker/docker-compose.yaml) as local processes, on this machine's
+# PostgreSQL (127.0.0.1:5432) and Redis (6379): see README, "Run the stack without Docker".
+stack: $(STAMP)
+	@$(BIN)/python -m governance.stack up
+
+stack-status: $(STAMP)
+	@$(BIN)/python -m governance.stack status
+
+stack-down: $(STAMP)
+	@$(BIN)/python -m governance.stack down
+
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
@@ -112,4 +134,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_dag_parse.py
 
 clean:
-	rm -rf $(AIRFLOW_HOME) .airflow-test data mlflow
+	-$(BIN)/python -m governance.stack down 2>/dev/null
+	rm -rf $(AIRFLOW_HOME) .airflow-test data mlflow .stack .stack-test

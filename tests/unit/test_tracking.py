@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -533,3 +535,21 @@ def test_model_requirements_pin_the_installed_public_versions() -> None:
 def test_impossible_classifier_settings_are_refused(settings: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         T.ClassifierSettings(**settings)
+
+
+def telemetry_disabled_in_a_fresh_process(statement: str) -> bool:
+    """Whether MLflow's telemetry is off after ``statement``, in a process with no CI marker
+    (MLflow turns it off by itself under pytest and CI variables)."""
+    keep = ("PATH", "HOME", "PYTHONPATH", "LANG")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    code = f"{statement}\nfrom mlflow.telemetry.utils import is_telemetry_disabled\n"
+    code += "print(is_telemetry_disabled())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_importing_the_project_turns_mlflow_telemetry_off() -> None:
+    assert not telemetry_disabled_in_a_fresh_process("import mlflow"), "the control is wrong"
+    assert telemetry_disabled_in_a_fresh_process("import governance.tracking")

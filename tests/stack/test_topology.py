@@ -1,0 +1,169 @@
+"""Nights run by the scheduler on Celery workers, the fine-tune started by the Asset on the gpu
+worker, lineage on the MLflow server: the production topology end to end."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from governance.contracts import load_contract
+from governance.demo_feed import generate_feed
+from governance.errors import GateFailedError
+from governance.history import Ledger, verify
+from governance.pipeline import DayRun, run_day
+from tests.integration.helpers import data_file_digests, version
+from tests.stack.conftest import RunningStack
+
+pytestmark = pytest.mark.stack
+
+DATASET = "demo_reviews"
+GOVERN = f"govern_{DATASET}"
+FINETUNE = f"finetune_{DATASET}"
+START = "2026-11-01"
+BACKFILL_DAYS = [f"2026-11-{d:02d}" for d in range(1, 15)]
+NEXT_DAY = "2026-11-15"
+
+
+def contract(stack: RunningStack):
+    folder = stack.stack.airflow_env()["GOVERNANCE_CONTRACTS_DIR"]
+    return load_contract(Path(folder) / f"{DATASET}.yaml")
+
+
+def sequential_reference(stack: RunningStack, target: Path) -> dict[str, dict[str, str]]:
+    """Each backfilled day run to the end before the next, in this process."""
+    shutil.copytree(stack.data_root / "landing", target / "landing")
+    for day in BACKFILL_DAYS:
+        with contextlib.suppress(GateFailedError):
+            run_day(DayRun(contract(stack), day, root=target, run_id=f"sequential-{day}"))
+    ledger = Ledger(target, DATASET, START)
+    return {day: data_file_digests(version(target, DATASET, day)) for day in ledger.records()}
+
+
+def overlapping(runs: list[dict]) -> int:
+    """The most runs that were running at the same moment."""
+    events = []
+    for run in runs:
+        events += [(run["start_date"], 1), (run["end_date"], -1)]
+    most = current = 0
+    for _, change in sorted(events):
+        current += change
+        most = max(most, current)
+    return most
+
+
+@pytest.fixture(scope="module")
+def backfilled(running_stack: RunningStack, tmp_path_factory: pytest.TempPathFactory):
+    root = running_stack.data_root
+    generate_feed(
+        root / "landing",
+        root / "truth",
+        dt.date.fromisoformat(START),
+        len(BACKFILL_DAYS) + 1,
+        items_per_day=250,
+        seed=5,
+    )
+    api = running_stack.api
+    api.unpause(GOVERN)
+    api.backfill(GOVERN, BACKFILL_DAYS[0], BACKFILL_DAYS[-1], max_active_runs=4)
+    runs = api.wait_for(
+        f"{len(BACKFILL_DAYS)} backfill runs of {GOVERN}",
+        lambda: api.finished_runs(
+            GOVERN, lambda run: run["run_type"] == "backfill", len(BACKFILL_DAYS)
+        ),
+        timeout=30 * 60,
+    )
+    return running_stack, runs
+
+
+def test_a_concurrent_backfill_gives_the_sequential_data(backfilled, tmp_path: Path) -> None:
+    stack, runs = backfilled
+    assert {run["state"] for run in runs} == {"success"}, [
+        (run["logical_date"], run["state"]) for run in runs
+    ]
+    assert overlapping(runs) >= 2, "the backfill ran its days one at a time"
+    expected = sequential_reference(stack, tmp_path / "sequential")
+    assert sorted(expected) == BACKFILL_DAYS, "the sequential run refused a day"
+    for day in BACKFILL_DAYS:
+        assert data_file_digests(version(stack.data_root, DATASET, day)) == expected[day], day
+    assert verify(Ledger(stack.data_root, DATASET, START)) == []
+
+
+def test_tasks_run_on_the_default_queue_worker(backfilled) -> None:
+    stack, runs = backfilled
+    for ti in stack.api.task_instances(GOVERN, runs[0]["dag_run_id"]):
+        assert (ti["queue"], ti["hostname"]) == ("default", "airflow-worker"), ti["task_id"]
+
+
+def test_a_publication_starts_the_finetune_on_the_gpu_worker(backfilled) -> None:
+    from mlflow import MlflowClient
+
+    stack, _ = backfilled
+    api = stack.api
+    api.unpause(FINETUNE)
+    night = api.trigger(GOVERN, f"{NEXT_DAY}T00:00:00Z")
+    (manual,) = api.wait_for(
+        f"{GOVERN} {NEXT_DAY}",
+        lambda: api.finished_runs(GOVERN, lambda run: run["dag_run_id"] == night, 1),
+        timeout=10 * 60,
+    )
+    assert manual["state"] == "success"
+    # Unpausing created the scheduled run of the latest night, whose landing folder is empty:
+    # it waits for its partition, and the manual run above did not wait behind it.
+    waiting = [run for run in api.runs(GOVERN) if run["run_type"] == "scheduled"]
+    assert waiting and all(run["state"] in ("queued", "running") for run in waiting), waiting
+    finetunes = api.wait_for(
+        f"an asset-triggered {FINETUNE} run on {NEXT_DAY}",
+        lambda: [
+            run
+            for run in api.runs(FINETUNE)
+            if run["run_type"] == "asset_triggered"
+            and run["state"] in ("success", "failed")
+            and NEXT_DAY in str(run.get("conf")) + str(task_version(api, run))
+        ],
+        timeout=20 * 60,
+    )
+    run = finetunes[-1]
+    assert run["state"] == "success"
+    instances = api.task_instances(FINETUNE, run["dag_run_id"])
+    trains = [ti for ti in instances if ti["task_id"] == "train"]
+    assert trains, [ti["task_id"] for ti in instances]
+    for ti in trains:
+        assert (ti["queue"], ti["hostname"], ti["pool"]) == ("gpu", "airflow-worker-gpu", "gpu")
+    for ti in instances:
+        if ti["task_id"] != "train":
+            assert ti["hostname"] == "airflow-worker", ti["task_id"]
+    register = next(ti for ti in instances if ti["task_id"] == "register")
+    assert register["try_number"] == 1, "register needed a retry"
+
+    client = MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
+    experiment = client.get_experiment_by_name(DATASET)
+    logged = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`airflow.run_id` = '{run['dag_run_id']}'",
+    )
+    assert logged, "the fine-tune logged nothing on the MLflow server"
+    assert {r.data.tags["dataset.version"] for r in logged} == {NEXT_DAY}
+    assert {r.data.tags["airflow.dag_id"] for r in logged} == {FINETUNE}
+    trial_runs = [r for r in logged if r.data.tags.get("airflow.task_id") == "train"]
+    assert len(trial_runs) == len(trains), "one MLflow run per trial"
+    champion = client.get_model_version_by_alias(f"{DATASET}-classifier", "champion")
+    assert client.get_run(champion.run_id).data.tags["dataset.version"] in (
+        *BACKFILL_DAYS,
+        NEXT_DAY,
+    )
+
+
+def task_version(api, run: dict) -> str:
+    """The version a fine-tune run trained on (its prepare task's return value)."""
+    if run["state"] != "success":
+        return ""
+    run_path = f"/dags/{FINETUNE}/dagRuns/{run['dag_run_id']}"
+    path = f"{run_path}/taskInstances/prepare/xcomEntries/return_value"
+    try:
+        return str(api.call("GET", path)["value"])
+    except AssertionError:
+        return ""
