@@ -550,7 +550,8 @@ def test_airflow_runs_celery_on_postgres_and_redis(services: dict[str, Any]) -> 
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
         ), name
         assert re.match(r"redis://:.+@redis:6379/\d+$", env["AIRFLOW__CELERY__BROKER_URL"]), name
-        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://"), name
+        # psycopg 3: the installed driver SQLAlchemy 2.1 loads for Celery's results.
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg://"), name
         assert env["HF_HUB_OFFLINE"] == "1", name
         data_root = env["GOVERNANCE_DATA_ROOT"]
         assert data_root in named_volumes(service), f"{name}: the data root is not a volume"
