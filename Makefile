@@ -73,11 +73,13 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
+# The demo's own process logs warnings only; the Airflow components it starts log at INFO to
+# $(AIRFLOW_HOME)/run-*.log and the task logs under $(AIRFLOW_HOME)/logs, as the UI shows them.
 run: export AIRFLOW__LOGGING__LOGGING_LEVEL := WARNING
 run: export MLFLOW_LOGGING_LEVEL := ERROR
 run: setup
 	$(BIN)/python -m governance_airflow.demo --start $(DEMO_START) --days $(DEMO_DAYS) \
-		--items-per-day $(DEMO_ITEMS)
+		--items-per-day $(DEMO_ITEMS) --port $(or $(DEMO_AIRFLOW_PORT),8089)
 
 test: setup browser
 	$(BIN)/python -m pytest -q

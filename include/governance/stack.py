@@ -28,7 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,20 +87,8 @@ class StackSettings:
         values: dict[str, Any] = {}
         for name, default in cls.__dataclass_fields__.items():
             raw = env.get(f"GOVERNANCE_STACK_{name.upper()}")
-            if raw is None:
-                continue
-            kind = default.type
-            values[name] = (
-                Path(raw)
-                if "Path" in str(kind)
-                else int(raw)
-                if kind
-                in (
-                    "int",
-                    int,
-                )
-                else raw
-            )
+            if raw is not None:
+                values[name] = _typed(str(default.type), raw)
         return cls(**values)
 
     def database(self, compose_name: str) -> str:
@@ -125,6 +113,13 @@ class StackSettings:
     @property
     def mlflow_url(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"
+
+
+def _typed(kind: str, raw: str) -> Any:
+    """A field's value from its environment string (the annotations are strings here)."""
+    if kind == "Path":
+        return Path(raw)
+    return int(raw) if kind == "int" else raw
 
 
 # ---------------------------------------------------------------- compose -> local
@@ -526,7 +521,7 @@ def drop_databases(settings: StackSettings) -> None:
         connection.close()
 
 
-def serve_statsd(port: int, lines: Iterator[str] | None = None) -> None:
+def serve_statsd(port: int) -> None:
     """A statsd collector: every UDP packet's lines, timestamped, on stdout (the stack's log)."""
     import socket
 

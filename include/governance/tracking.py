@@ -72,6 +72,10 @@ REVIEW_QUEUE_TOP = 50
 # the store keeps dataset digests in a 36-character column; 32 hex digits are 128 bits
 DIGEST_CHARS = 32
 INPUT_SHA256_TAG = "governance.sha256"
+# The MLflow UI picks an experiment's view from this tag; without it MLflow 3 may open the
+# GenAI view (traces, cost) instead of the training runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 TAG_DAG_ID = "airflow.dag_id"
 TAG_DAG_RUN_ID = "airflow.run_id"
@@ -156,14 +160,17 @@ def _use_client_store(client: MlflowClient) -> None:
 
 def ensure_experiment(client: MlflowClient, dataset: str) -> str:
     """The id of the experiment named after the dataset, created (artifacts under
-    ``artifact_root()/<dataset>``) or restored from deletion when needed."""
+    ``artifact_root()/<dataset>``) or restored from deletion when needed, and marked as model
+    training so that the MLflow UI opens it on its runs rather than its GenAI (traces) view."""
     existing = client.get_experiment_by_name(dataset)
     if existing is None:
         # A tracking server keeps artifacts where it is configured to; a local store here.
         served = client.tracking_uri.startswith(("http://", "https://"))
         location = None if served else (artifact_root() / dataset).resolve().as_uri()
         try:
-            return client.create_experiment(dataset, artifact_location=location)
+            return client.create_experiment(
+                dataset, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
         except MlflowException as exc:  # another task created it in the meantime
             if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
                 raise
@@ -172,6 +179,9 @@ def ensure_experiment(client: MlflowClient, dataset: str) -> str:
                 raise
     if existing.lifecycle_stage == "deleted":
         client.restore_experiment(existing.experiment_id)
+    # An experiment from before the tag, or created by hand: marked once, a person's choice kept.
+    if EXPERIMENT_KIND_TAG not in existing.tags:
+        client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return existing.experiment_id
 
 

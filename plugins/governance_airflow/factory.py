@@ -23,6 +23,8 @@ from governance_airflow.sensors import HistorySettledSensor, LandingPartitionSen
 log = logging.getLogger(__name__)
 
 DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+# The first retry's delay; the backoff doubles it each try, with jitter, up to the cap.
+DEFAULT_RETRY_DELAY = dt.timedelta(seconds=30)
 
 
 def task_defaults(owner: str) -> dict[str, Any]:
@@ -32,7 +34,7 @@ def task_defaults(owner: str) -> dict[str, Any]:
     return {
         "owner": owner,
         "retries": 2,
-        "retry_delay": dt.timedelta(seconds=30),
+        "retry_delay": DEFAULT_RETRY_DELAY,
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
         "execution_timeout": dt.timedelta(hours=1),

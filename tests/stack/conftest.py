@@ -3,8 +3,10 @@ ports and databases of its own, driven through the REST API like an operator wou
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 import yaml
 
 from governance.contracts import contracts_dir
+from governance.demo_feed import generate_feed
 from governance.stack import ADMIN_USER, Stack, StackSettings, drop_databases
 from tests.conftest import PROJECT_ROOT
 from tests.stack.api import AirflowApi
@@ -27,6 +30,25 @@ SETTINGS = StackSettings(
     redis_db=11,
 )
 ARTIFACTS = PROJECT_ROOT / "tests" / "stack" / "artifacts"
+# The modules run in this order: days settle in order, and each module goes on from the days the
+# one before it settled.
+MODULE_ORDER = ("test_topology.py", "test_faults.py", "test_ui_browser.py")
+
+DATASET = "demo_reviews"
+GOVERN = f"govern_{DATASET}"
+FINETUNE = f"finetune_{DATASET}"
+START = "2026-11-01"
+BACKFILL_DAYS = [f"2026-11-{d:02d}" for d in range(1, 15)]
+NEXT_DAY = "2026-11-15"
+FAULT_DAYS = ["2026-11-16", "2026-11-17"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
+
+    items.sort(key=lambda item: rank(item) if item.path.parent == Path(__file__).parent else -1)
 
 
 @dataclass
@@ -80,3 +102,75 @@ def running_stack() -> Iterator[RunningStack]:
             keep = ARTIFACTS / "stack-logs"
             shutil.rmtree(keep, ignore_errors=True)
             shutil.copytree(SETTINGS.logs, keep, ignore=shutil.ignore_patterns("airflow"))
+
+
+def utc(stamp: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def run_seconds(run: dict) -> float:
+    """A finished DAG run's wall time, start to end, as the UI shows it."""
+    return round((utc(run["end_date"]) - utc(run["start_date"])).total_seconds(), 1)
+
+
+def span_seconds(runs: Sequence[dict]) -> float:
+    """From the first run's start to the last run's end."""
+    first = min(utc(run["start_date"]) for run in runs)
+    last = max(utc(run["end_date"]) for run in runs)
+    return round((last - first).total_seconds(), 1)
+
+
+@pytest.fixture(scope="session")
+def figures() -> Iterator[dict[str, object]]:
+    """What the stack tier measured (durations, recovery times), written for the README's
+    figures to ``tests/stack/artifacts/figures.json``; measured, never asserted."""
+    found: dict[str, object] = {}
+    yield found
+    if found:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "figures.json").write_text(json.dumps(found, indent=1, sort_keys=True))
+        print("\nstack figures:", json.dumps(found, sort_keys=True))
+
+
+@pytest.fixture(scope="session")
+def backfilled(
+    running_stack: RunningStack, figures: dict[str, object]
+) -> tuple[RunningStack, list[dict]]:
+    """The landing days of every stack test, and the 14-day backfill by the scheduler."""
+    root = running_stack.data_root
+    generate_feed(
+        root / "landing",
+        root / "truth",
+        dt.date.fromisoformat(START),
+        len(BACKFILL_DAYS) + 1,
+        items_per_day=250,
+        seed=5,
+    )
+    # The fault days are larger, so that a worker can be killed while a stage is busy.
+    generate_feed(
+        root / "landing",
+        root / "truth",
+        dt.date.fromisoformat(FAULT_DAYS[0]),
+        len(FAULT_DAYS),
+        items_per_day=1500,
+        seed=8,
+    )
+    api = running_stack.api
+    api.unpause(GOVERN)
+    api.backfill(GOVERN, BACKFILL_DAYS[0], BACKFILL_DAYS[-1], max_active_runs=4)
+    runs = api.wait_for(
+        f"{len(BACKFILL_DAYS)} backfill runs of {GOVERN}",
+        lambda: api.finished_runs(
+            GOVERN, lambda run: run["run_type"] == "backfill", len(BACKFILL_DAYS)
+        ),
+        timeout=30 * 60,
+    )
+    nights = sorted(run_seconds(run) for run in runs)
+    figures["backfill"] = {
+        "nights": len(runs),
+        "max_active_runs": 4,
+        "span_s": span_seconds(runs),
+        "night_median_s": nights[len(nights) // 2],
+        "night_max_s": nights[-1],
+    }
+    return running_stack, runs

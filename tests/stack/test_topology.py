@@ -4,28 +4,28 @@ worker, lineage on the MLflow server: the production topology end to end."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import shutil
 from pathlib import Path
 
 import pytest
 
 from governance.contracts import load_contract
-from governance.demo_feed import generate_feed
 from governance.errors import GateFailedError
 from governance.history import Ledger, verify
 from governance.pipeline import DayRun, run_day
 from tests.integration.helpers import data_file_digests, version
-from tests.stack.conftest import RunningStack
+from tests.stack.conftest import (
+    BACKFILL_DAYS,
+    DATASET,
+    FINETUNE,
+    GOVERN,
+    NEXT_DAY,
+    START,
+    RunningStack,
+    run_seconds,
+)
 
 pytestmark = pytest.mark.stack
-
-DATASET = "demo_reviews"
-GOVERN = f"govern_{DATASET}"
-FINETUNE = f"finetune_{DATASET}"
-START = "2026-11-01"
-BACKFILL_DAYS = [f"2026-11-{d:02d}" for d in range(1, 15)]
-NEXT_DAY = "2026-11-15"
 
 
 def contract(stack: RunningStack):
@@ -55,30 +55,6 @@ def overlapping(runs: list[dict]) -> int:
     return most
 
 
-@pytest.fixture(scope="module")
-def backfilled(running_stack: RunningStack, tmp_path_factory: pytest.TempPathFactory):
-    root = running_stack.data_root
-    generate_feed(
-        root / "landing",
-        root / "truth",
-        dt.date.fromisoformat(START),
-        len(BACKFILL_DAYS) + 1,
-        items_per_day=250,
-        seed=5,
-    )
-    api = running_stack.api
-    api.unpause(GOVERN)
-    api.backfill(GOVERN, BACKFILL_DAYS[0], BACKFILL_DAYS[-1], max_active_runs=4)
-    runs = api.wait_for(
-        f"{len(BACKFILL_DAYS)} backfill runs of {GOVERN}",
-        lambda: api.finished_runs(
-            GOVERN, lambda run: run["run_type"] == "backfill", len(BACKFILL_DAYS)
-        ),
-        timeout=30 * 60,
-    )
-    return running_stack, runs
-
-
 def test_a_concurrent_backfill_gives_the_sequential_data(backfilled, tmp_path: Path) -> None:
     stack, runs = backfilled
     assert {run["state"] for run in runs} == {"success"}, [
@@ -98,7 +74,7 @@ def test_tasks_run_on_the_default_queue_worker(backfilled) -> None:
         assert (ti["queue"], ti["hostname"]) == ("default", "airflow-worker"), ti["task_id"]
 
 
-def test_a_publication_starts_the_finetune_on_the_gpu_worker(backfilled) -> None:
+def test_a_publication_starts_the_finetune_on_the_gpu_worker(backfilled, figures: dict) -> None:
     from mlflow import MlflowClient
 
     stack, _ = backfilled
@@ -128,6 +104,8 @@ def test_a_publication_starts_the_finetune_on_the_gpu_worker(backfilled) -> None
     )
     run = finetunes[-1]
     assert run["state"] == "success"
+    figures["manual_night_s"] = run_seconds(manual)
+    figures["finetune_s"] = run_seconds(run)
     instances = api.task_instances(FINETUNE, run["dag_run_id"])
     trains = [ti for ti in instances if ti["task_id"] == "train"]
     assert trains, [ti["task_id"] for ti in instances]
@@ -141,6 +119,10 @@ def test_a_publication_starts_the_finetune_on_the_gpu_worker(backfilled) -> None
 
     client = MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
     experiment = client.get_experiment_by_name(DATASET)
+    # Artifacts go through the server (no worker shares its disk), and the UI opens the
+    # experiment on its training runs.
+    assert experiment.artifact_location.startswith("mlflow-artifacts:"), experiment
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
     logged = client.search_runs(
         [experiment.experiment_id],
         filter_string=f"tags.`airflow.run_id` = '{run['dag_run_id']}'",
@@ -148,7 +130,7 @@ def test_a_publication_starts_the_finetune_on_the_gpu_worker(backfilled) -> None
     assert logged, "the fine-tune logged nothing on the MLflow server"
     assert {r.data.tags["dataset.version"] for r in logged} == {NEXT_DAY}
     assert {r.data.tags["airflow.dag_id"] for r in logged} == {FINETUNE}
-    trial_runs = [r for r in logged if r.data.tags.get("airflow.task_id") == "train"]
+    trial_runs = [r for r in logged if r.data.tags.get("governance.role") == "trial"]
     assert len(trial_runs) == len(trains), "one MLflow run per trial"
     champion = client.get_model_version_by_alias(f"{DATASET}-classifier", "champion")
     assert client.get_run(champion.run_id).data.tags["dataset.version"] in (

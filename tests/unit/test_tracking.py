@@ -198,6 +198,18 @@ def test_the_experiment_is_created_once_under_the_artifact_root(
     assert client.get_experiment(first).lifecycle_stage == "active"
 
 
+def test_experiments_open_on_their_training_runs(client: MlflowClient) -> None:
+    # The value MLflow's UI reads to show the runs table, not the GenAI (traces) view.
+    created = client.get_experiment(T.ensure_experiment(client, "kind_probe"))
+    assert created.tags["mlflow.experimentKind"] == "custom_model_development"
+    older = client.create_experiment("older_probe")
+    assert T.ensure_experiment(client, "older_probe") == older
+    assert client.get_experiment(older).tags["mlflow.experimentKind"] == "custom_model_development"
+    chosen = client.create_experiment("chosen_probe", tags={"mlflow.experimentKind": "other"})
+    T.ensure_experiment(client, "chosen_probe")
+    assert client.get_experiment(chosen).tags["mlflow.experimentKind"] == "other"
+
+
 # --- provenance ---------------------------------------------------------------------------------
 
 
