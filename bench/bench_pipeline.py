@@ -19,15 +19,8 @@ import time
 from pathlib import Path
 
 from governance.contracts import load_contract
-from governance.pipeline import (
-    DayRun,
-    stage_audit,
-    stage_dedup,
-    stage_gate,
-    stage_ingest,
-    stage_publish,
-    stage_split,
-)
+from governance.pipeline import DayRun
+from governance.stages import STAGES, stage_named
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ROOT / "bench" / "contracts" / "bench_wide.yaml"
@@ -61,18 +54,12 @@ def main() -> None:
     gen_s = generate(run.landing_dir / "part-000.csv", args.rows, args.seed)
 
     timings: dict[str, float] = {}
-    for name, stage in [
-        ("ingest_validate", stage_ingest),
-        ("dedup", stage_dedup),
-        ("split", stage_split),
-        ("audit", stage_audit),
-        ("gate", stage_gate),
-        ("publish", stage_publish),
-    ]:
+    for stage in STAGES:
         started = time.perf_counter()
         result = stage(run)
-        timings[name] = time.perf_counter() - started
-    data_stages = ["ingest_validate", "dedup", "split"]
+        timings[stage.name] = time.perf_counter() - started
+    # the data path: every stage up to the split (the audit, gate and publish come after it)
+    data_stages = [stage.name for stage in STAGES[: STAGES.index(stage_named("split")) + 1]]
     total = sum(timings[s] for s in data_stages)
     nightly = sum(timings.values())
     cons = result["conservation"]

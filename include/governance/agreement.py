@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from governance import frames
+from governance.errors import InvalidInputError
 
 _REQUIRED_COLUMNS = (frames.ITEM_ID, frames.ANNOTATOR, frames.LABEL)
 _PAIR_COLUMNS = ["annotator_a", "annotator_b", "n_items", "kappa"]
@@ -38,9 +39,9 @@ class EncodedVotes:
 
 def _check_classes(classes: list[str]) -> None:
     if len(classes) == 0:
-        raise ValueError("classes: at least one class is required")
+        raise InvalidInputError("classes: at least one class is required")
     if len(set(classes)) != len(classes):
-        raise ValueError(f"classes: must be unique, got {list(classes)}")
+        raise InvalidInputError(f"classes: must be unique, got {list(classes)}")
 
 
 def encode_votes(annotations: pd.DataFrame, classes: list[str]) -> EncodedVotes:
@@ -52,18 +53,18 @@ def encode_votes(annotations: pd.DataFrame, classes: list[str]) -> EncodedVotes:
     _check_classes(classes)
     missing = [name for name in _REQUIRED_COLUMNS if name not in annotations.columns]
     if missing:
-        raise ValueError(f"annotations: missing columns {missing}")
+        raise InvalidInputError(f"annotations: missing columns {missing}")
     item_codes, items = pd.factorize(annotations[frames.ITEM_ID], sort=True)
     annotator_codes, annotators = pd.factorize(annotations[frames.ANNOTATOR], sort=True)
     for name, codes in ((frames.ITEM_ID, item_codes), (frames.ANNOTATOR, annotator_codes)):
         if (codes < 0).any():
-            raise ValueError(f"annotations.{name}: {int((codes < 0).sum())} empty value(s)")
+            raise InvalidInputError(f"annotations.{name}: {int((codes < 0).sum())} empty value(s)")
     labels = annotations[frames.LABEL]
     label_codes = pd.Categorical(labels, categories=classes).codes.astype(np.int64)
     unknown = label_codes < 0
     if unknown.any():
         examples = sorted({str(value) for value in labels[unknown].head(1000)})[:5]
-        raise ValueError(
+        raise InvalidInputError(
             f"annotations.label: {int(unknown.sum())} value(s) outside classes {list(classes)}, "
             f"e.g. {examples}"
         )
@@ -71,7 +72,7 @@ def encode_votes(annotations: pd.DataFrame, classes: list[str]) -> EncodedVotes:
     repeated = len(vote_keys) - len(np.unique(vote_keys))
     if repeated:
         first = annotations[pd.Series(vote_keys).duplicated().to_numpy()].iloc[0]
-        raise ValueError(
+        raise InvalidInputError(
             f"annotations: {repeated} repeated vote(s) for one (item_id, annotator), "
             f"e.g. ({first[frames.ITEM_ID]!r}, {first[frames.ANNOTATOR]!r})"
         )
@@ -100,11 +101,13 @@ def vote_counts(annotations: pd.DataFrame, classes: list[str]) -> tuple[pd.Index
 def _check_counts(counts: np.ndarray) -> np.ndarray:
     counts = np.asarray(counts)
     if counts.ndim != 2:
-        raise ValueError(f"counts: expected an (items x classes) matrix, got shape {counts.shape}")
+        raise InvalidInputError(
+            f"counts: expected an (items x classes) matrix, got shape {counts.shape}"
+        )
     if counts.size and not np.issubdtype(counts.dtype, np.integer):
-        raise ValueError(f"counts: expected integer vote counts, got dtype {counts.dtype}")
+        raise InvalidInputError(f"counts: expected integer vote counts, got dtype {counts.dtype}")
     if counts.size and counts.min() < 0:
-        raise ValueError("counts: vote counts must be non-negative")
+        raise InvalidInputError("counts: vote counts must be non-negative")
     return counts.astype(np.int64, copy=False)
 
 
@@ -117,7 +120,9 @@ def _binarised(counts: np.ndarray, class_index: int) -> np.ndarray:
 def _check_class_names(counts: np.ndarray, classes: list[str]) -> None:
     _check_classes(classes)
     if counts.shape[1] != len(classes):
-        raise ValueError(f"classes: {len(classes)} names for {counts.shape[1]} count columns")
+        raise InvalidInputError(
+            f"classes: {len(classes)} names for {counts.shape[1]} count columns"
+        )
 
 
 def coincidence_matrix(counts: np.ndarray) -> np.ndarray:
@@ -247,7 +252,7 @@ def pairwise_cohen_kappa(
     Reveals a single unreliable annotator, which pooled statistics average away.
     """
     if min_overlap < 1:
-        raise ValueError(f"min_overlap: must be >= 1, got {min_overlap}")
+        raise InvalidInputError(f"min_overlap: must be >= 1, got {min_overlap}")
     votes = encode_votes(annotations, classes)
     first, second, first_label, second_label = _pair_votes(votes)
     n_annotators, n_classes = len(votes.annotators), votes.n_classes

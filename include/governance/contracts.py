@@ -15,13 +15,15 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from governance.errors import InvalidInputError, NonRetryableError
+
 CONTRACTS_DIR_ENV = "GOVERNANCE_CONTRACTS_DIR"
 DATA_ROOT_ENV = "GOVERNANCE_DATA_ROOT"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
 
-class ContractError(ValueError):
+class ContractError(NonRetryableError, ValueError):
     """A contract file that cannot be used, with the file and key that made it so."""
 
 
@@ -50,9 +52,9 @@ class SourceSpec(_Strict):
     @model_validator(mode="after")
     def _columns_when_headerless(self) -> SourceSpec:
         if self.format in ("csv", "tsv") and not self.header and not self.columns:
-            raise ValueError("columns: required when header is false")
+            raise InvalidInputError("columns: required when header is false")
         if self.separator is not None and len(self.separator) != 1:
-            raise ValueError("separator: must be a single character")
+            raise InvalidInputError("separator: must be a single character")
         return self
 
 
@@ -68,9 +70,9 @@ class LabelSpec(_Strict):
     def _aliases_point_to_classes(self) -> LabelSpec:
         unknown = sorted({v for v in self.aliases.values() if v not in self.classes})
         if unknown:
-            raise ValueError(f"aliases: map to unknown classes {unknown}")
+            raise InvalidInputError(f"aliases: map to unknown classes {unknown}")
         if len(set(self.classes)) != len(self.classes):
-            raise ValueError("classes: must be unique")
+            raise InvalidInputError("classes: must be unique")
         return self
 
 
@@ -85,9 +87,11 @@ class AnnotatorSpec(_Strict):
     @model_validator(mode="after")
     def _layout_fields(self) -> AnnotatorSpec:
         if self.layout == "wide" and not self.columns:
-            raise ValueError("columns: required for the wide layout")
+            raise InvalidInputError("columns: required for the wide layout")
         if self.layout == "long" and not (self.annotator_column and self.label_column):
-            raise ValueError("annotator_column and label_column: required for the long layout")
+            raise InvalidInputError(
+                "annotator_column and label_column: required for the long layout"
+            )
         return self
 
 
@@ -108,7 +112,7 @@ class ColumnCheck(_Strict):
             try:
                 re.compile(value)
             except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
+                raise InvalidInputError(f"not a valid regular expression: {exc}") from exc
         return value
 
 
@@ -142,7 +146,7 @@ class SplitSpec(_Strict):
     def _fractions_sum_to_one(self) -> SplitSpec:
         total = self.train + self.val + self.test
         if abs(total - 1.0) > 1e-9:
-            raise ValueError(f"train + val + test must be 1, got {total:g}")
+            raise InvalidInputError(f"train + val + test must be 1, got {total:g}")
         return self
 
     @property
@@ -233,9 +237,9 @@ class Contract(_Strict):
     @model_validator(mode="after")
     def _label_source(self) -> Contract:
         if self.labels.column is None and self.annotators is None:
-            raise ValueError("labels.column: required unless annotators are declared")
+            raise InvalidInputError("labels.column: required unless annotators are declared")
         if self.annotators and self.annotators.layout == "long" and self.id.column is None:
-            raise ValueError("id.column: required for the long annotator layout")
+            raise InvalidInputError("id.column: required for the long annotator layout")
         return self
 
     @property

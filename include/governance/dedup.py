@@ -18,6 +18,7 @@ import pandas as pd
 
 from governance import frames
 from governance.contracts import DedupSpec
+from governance.errors import InvalidInputError
 from governance.minhash import (
     DEFAULT_MAX_BUCKET,
     RECALL_WEIGHTS,
@@ -87,13 +88,15 @@ class DedupConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+            raise InvalidInputError(f"threshold must be in (0, 1], got {self.threshold}")
         if self.ngram < 1 or self.num_perm < 2 or self.max_bucket < 2:
-            raise ValueError("ngram must be >= 1, num_perm >= 2 and max_bucket >= 2")
+            raise InvalidInputError("ngram must be >= 1, num_perm >= 2 and max_bucket >= 2")
         if self.near_action not in ("drop", "keep"):
-            raise ValueError(f"near_action must be 'drop' or 'keep', got {self.near_action!r}")
+            raise InvalidInputError(
+                f"near_action must be 'drop' or 'keep', got {self.near_action!r}"
+            )
         if self.conflict_action not in ("quarantine", "majority"):
-            raise ValueError(
+            raise InvalidInputError(
                 f"conflict_action must be 'quarantine' or 'majority', got {self.conflict_action!r}"
             )
 
@@ -148,11 +151,13 @@ def deduplicate(
 def _check_items(items: pd.DataFrame) -> None:
     missing = [c for c in frames.ITEM_COLUMNS if c not in items.columns]
     if missing:
-        raise ValueError(f"items: missing columns {missing}")
+        raise InvalidInputError(f"items: missing columns {missing}")
     if items[frames.ITEM_ID].isna().any() or items[frames.ITEM_ID].duplicated().any():
-        raise ValueError("items: item_id must be present and unique")
+        raise InvalidInputError("items: item_id must be present and unique")
     if items[frames.TEXT].isna().any():
-        raise ValueError("items: text must not be missing (validation quarantines such rows)")
+        raise InvalidInputError(
+            "items: text must not be missing (validation quarantines such rows)"
+        )
 
 
 @dataclass
@@ -207,7 +212,7 @@ class _History:
             return cls(empty, np.zeros((0, scheme.bands), dtype=np.int64))
         missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
         if missing:
-            raise ValueError(f"history: missing columns {missing}")
+            raise InvalidInputError(f"history: missing columns {missing}")
         frame = history.reset_index(drop=True)
         order = np.lexsort((np.arange(len(frame)), frame[VERSION].astype(str).to_numpy()))
         frame = frame.iloc[order].reset_index(drop=True)
@@ -629,18 +634,7 @@ def _duplicates(
 
 def _quarantine(items: pd.DataFrame, outcome: _Outcome) -> pd.DataFrame:
     rows = items.iloc[np.flatnonzero(outcome.quarantined)]
-    return pd.DataFrame(
-        {
-            frames.SOURCE_FILE: rows[frames.SOURCE_FILE].to_numpy(),
-            frames.SOURCE_LINE: rows[frames.SOURCE_LINE].to_numpy(),
-            frames.N_SOURCE_ROWS: rows[frames.N_SOURCE_ROWS].to_numpy(),
-            frames.STAGE: STAGE,
-            frames.REASONS: pd.array(outcome.reasons[outcome.quarantined], dtype="str"),
-            frames.ITEM_ID: rows[frames.ITEM_ID].to_numpy(),
-            frames.RAW: rows[frames.TEXT].astype(str).str.slice(0, frames.RAW_PREVIEW_CHARS),
-        },
-        columns=frames.QUARANTINE_COLUMNS,
-    ).reset_index(drop=True)
+    return frames.quarantined_items(rows, STAGE, outcome.reasons[outcome.quarantined])
 
 
 def _conflict_frame(outcome: _Outcome, config: DedupConfig) -> pd.DataFrame:

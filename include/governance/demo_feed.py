@@ -35,6 +35,7 @@ from governance.demo_text import (
     word_set,
 )
 from governance.demo_wide import WideFeedSummary, write_wide_csv
+from governance.errors import InvalidInputError
 
 __all__ = [
     "DATASET",
@@ -318,7 +319,7 @@ class _DayItems:
         }
         self.n_base = self.n - sum(counts.values())
         if self.n_base < max(20, self.n // 2):
-            raise ValueError(f"items_per_day={self.n} is too small for the defect rates")
+            raise InvalidInputError(f"items_per_day={self.n} is too small for the defect rates")
         base = [self._fresh(position) for position in range(self.n_base)]
         n_bad, n_flipped = _count(rates.bad_text, self.n), _count(rates.flipped, self.n)
         for number, item in enumerate(rng.sample(base, n_bad + n_flipped)):
@@ -530,7 +531,7 @@ def generate_feed(
 ) -> list[DayTruth]:
     """Write ``days`` daily partitions from ``start`` and their truth files; return the truths."""
     if days < 1:
-        raise ValueError(f"days must be at least 1, got {days}")
+        raise InvalidInputError(f"days must be at least 1, got {days}")
     rates = rates or DefectRates()
     history = _History()
     truths = []

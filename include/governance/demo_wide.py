@@ -25,6 +25,7 @@ from governance.demo_text import (
     SLOTS,
     review_of,
 )
+from governance.errors import InvalidInputError
 
 COLUMNS = ("item_id", "text", "r1", "r2", "r3")
 CLAUSE_DRAWS = 400  # reviews generated per class and product, whose clauses are recombined
@@ -149,7 +150,7 @@ def _defect_rows(rng: np.random.Generator, rates: WideRates, n: int) -> dict[str
     order = CLEAN_HEAD + rng.permutation(n - CLEAN_HEAD)
     bounds = np.cumsum([0, *(round(share * n) for share in shares)])
     if bounds[-1] > order.size:
-        raise ValueError("the defect rates add up to more than every row")
+        raise InvalidInputError("the defect rates add up to more than every row")
     return {k: np.sort(order[a:b]) for k, a, b in zip(kinds, bounds, bounds[1:], strict=False)}
 
 
@@ -245,7 +246,7 @@ def write_wide_csv(
 ) -> WideFeedSummary:
     """Write ``rows`` data rows (plus a header) to ``path``; the same seed gives the same bytes."""
     if rows < 100:
-        raise ValueError(f"rows must be at least 100, got {rows}")
+        raise InvalidInputError(f"rows must be at least 100, got {rows}")
     rates = rates or WideRates()
     rng = np.random.default_rng(seed)
     texts, labels = _reviews(rng, seed, rows)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from governance import frames
 from governance.demo_feed import DayTruth, load_truth
+from governance.errors import InvalidInputError, MissingInputError
 
 STAGES = (
     "parse",
@@ -63,12 +64,12 @@ def _read(version_dir: Path, name: str, columns: list[str], required: bool = Tru
     path = version_dir / name
     if not path.exists():
         if required:
-            raise FileNotFoundError(f"{path}: missing from the published version")
+            raise MissingInputError(f"{path}: missing from the published version")
         return pd.DataFrame({column: pd.Series(dtype=object) for column in columns})
     table = pd.read_parquet(path)
     missing = sorted(set(columns) - set(table.columns))
     if missing:
-        raise ValueError(f"{path}: missing columns {missing}")
+        raise InvalidInputError(f"{path}: missing columns {missing}")
     return table[columns]
 
 
@@ -124,7 +125,7 @@ def evaluate_version(truth: DayTruth, version_dir: Path) -> dict[str, dict]:
     """Per-stage tp/fp/fn/precision/recall of one published version against its day's truth."""
     version_dir = Path(version_dir)
     if not (version_dir / MANIFEST).exists():
-        raise FileNotFoundError(f"{version_dir}: no {MANIFEST}, not a complete published version")
+        raise MissingInputError(f"{version_dir}: no {MANIFEST}, not a complete published version")
     published = {
         str(item_id)
         for split in frames.SPLITS

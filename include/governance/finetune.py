@@ -24,6 +24,7 @@ from governance import frames as F
 from governance import metrics as governance_metrics
 from governance import tracking
 from governance.contracts import Contract
+from governance.errors import InvalidInputError
 from governance.model_eval import confusion_matrix_png, evaluate_predictions
 from governance.snapshot import build_snapshot
 from governance.training import TrialConfig, load_trained, predict_probabilities, train_trial
@@ -235,7 +236,7 @@ def run_trial(
 def select_best(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The trial with the best validation macro-F1; the lower index wins a tie."""
     if not results:
-        raise ValueError("no trial finished; nothing to select")
+        raise InvalidInputError("no trial finished; nothing to select")
     return max(sorted(results, key=lambda r: r["index"]), key=lambda r: r["val_macro_f1"])
 
 

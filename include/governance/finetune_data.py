@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from governance import frames as F
 from governance.encoder import load_tokenizer
+from governance.errors import InvalidInputError
 from governance.publish import MANIFEST, read_manifest
 
 if TYPE_CHECKING:
@@ -48,13 +49,13 @@ class DataSettings:
     def __post_init__(self) -> None:
         for name in ("max_seq_length", "batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+                raise InvalidInputError(f"{name}: must be at least 1, got {getattr(self, name)}")
         for name in ("max_train_rows", "max_eval_rows"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"{name}: must be at least 1 or None, got {value}")
+                raise InvalidInputError(f"{name}: must be at least 1 or None, got {value}")
         if self.num_workers < 0:
-            raise ValueError(f"num_workers: must be at least 0, got {self.num_workers}")
+            raise InvalidInputError(f"num_workers: must be at least 0, got {self.num_workers}")
 
     def max_rows(self, split: str) -> int | None:
         return self.max_train_rows if split == TRAIN else self.max_eval_rows
@@ -64,13 +65,15 @@ def contract_classes(version_dir: Path) -> list[str]:
     """The label classes in the order of the contract the version was published under."""
     path = Path(version_dir) / MANIFEST
     if not path.is_file():
-        raise ValueError(f"{path}: missing; {version_dir} is not a published version")
+        raise InvalidInputError(f"{path}: missing; {version_dir} is not a published version")
     try:
         classes = read_manifest(Path(version_dir))["contract"]["labels"]["classes"]
     except (KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: has no contract.labels.classes") from exc
+        raise InvalidInputError(f"{path}: has no contract.labels.classes") from exc
     if not (isinstance(classes, list) and len(classes) >= 2 and len(set(classes)) == len(classes)):
-        raise ValueError(f"{path}: contract.labels.classes must list 2+ unique names: {classes!r}")
+        raise InvalidInputError(
+            f"{path}: contract.labels.classes must list 2+ unique names: {classes!r}"
+        )
     return [str(name) for name in classes]
 
 
@@ -78,11 +81,11 @@ def read_split(version_dir: Path, split: str) -> pd.DataFrame:
     """The split's text and label columns, as published."""
     path = Path(version_dir) / f"{split}.parquet"
     if not path.is_file():
-        raise ValueError(f"{path}: missing from the published version")
+        raise InvalidInputError(f"{path}: missing from the published version")
     frame = pd.read_parquet(path)
     missing = sorted({F.TEXT, F.LABEL} - set(frame.columns))
     if missing:
-        raise ValueError(f"{path}: missing columns {missing}")
+        raise InvalidInputError(f"{path}: missing columns {missing}")
     return frame.reset_index(drop=True)
 
 
@@ -110,7 +113,7 @@ def label_indices(labels: pd.Series, classes: Sequence[str], where: str) -> np.n
     unknown = labels[codes.isna()]
     if len(unknown):
         counts = unknown.astype(str).value_counts().to_dict()
-        raise ValueError(
+        raise InvalidInputError(
             f"{where}: labels outside the contract's classes {list(classes)}: {counts}"
         )
     return codes.to_numpy(dtype=np.int64)
@@ -123,7 +126,7 @@ class TokenizedSplit(Dataset):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
     ) -> None:
         if not (input_ids.shape == attention_mask.shape and len(labels) == len(input_ids)):
-            raise ValueError(
+            raise InvalidInputError(
                 f"mismatched tensors: input_ids {tuple(input_ids.shape)}, "
                 f"attention_mask {tuple(attention_mask.shape)}, labels {tuple(labels.shape)}"
             )
@@ -162,7 +165,7 @@ def tokenize_split(
     texts = frame[F.TEXT].tolist()
     bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
     if bad:
-        raise ValueError(f"{where}: {len(bad)} rows without a text, first at row {bad[0]}")
+        raise InvalidInputError(f"{where}: {len(bad)} rows without a text, first at row {bad[0]}")
     labels = torch.tensor(label_indices(frame[F.LABEL], classes, where))
     if not texts:
         empty = torch.zeros((0, max_seq_length), dtype=torch.long)
@@ -340,7 +343,7 @@ class VersionDataModule(pl.LightningDataModule):
         saved = {key: state_dict[key] for key in ("seed", "batch_size")}
         current = {"seed": self.settings.seed, "batch_size": self.settings.batch_size}
         if saved != current:
-            raise ValueError(
+            raise InvalidInputError(
                 f"the checkpoint was written with {saved}, this run uses {current}: "
                 "resume with the same settings or use a fresh checkpoint folder"
             )

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from governance.encoder import load_encoder
+from governance.errors import InvalidInputError
 from governance.model_eval import accuracy_from_confusion, f1_from_confusion
 
 Batch = dict[str, torch.Tensor]
@@ -54,7 +55,7 @@ class LossMean:
 
     def mean(self) -> torch.Tensor:
         if self.total is None:
-            raise ValueError("no loss was added")
+            raise InvalidInputError("no loss was added")
         return self.total / self.rows
 
 
@@ -71,9 +72,9 @@ class TextClassifier(pl.LightningModule):
     ) -> None:
         super().__init__()
         if len(classes) < 2:
-            raise ValueError(f"classes: need at least 2, got {classes!r}")
+            raise InvalidInputError(f"classes: need at least 2, got {classes!r}")
         if not 0.0 <= warmup_ratio < 1.0:
-            raise ValueError(f"warmup_ratio: must lie in [0, 1), got {warmup_ratio}")
+            raise InvalidInputError(f"warmup_ratio: must lie in [0, 1), got {warmup_ratio}")
         self.save_hyperparameters()
         self.classes = list(classes)
         self.encoder = load_encoder()

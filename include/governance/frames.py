@@ -12,6 +12,10 @@ Conservation is counted in source rows: rows_in == quarantine.n_source_rows.sum(
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import pandas as pd
+
 ITEM_ID = "item_id"
 TEXT = "text"
 LABEL = "label"
@@ -37,3 +41,20 @@ QUARANTINE_COLUMNS = [SOURCE_FILE, SOURCE_LINE, N_SOURCE_ROWS, STAGE, REASONS, I
 
 SPLITS = ("train", "val", "test")
 RAW_PREVIEW_CHARS = 500
+
+
+def quarantined_items(items: pd.DataFrame, stage: str, reasons: Sequence[str]) -> pd.DataFrame:
+    """Quarantine rows for whole items (weighted by their source rows), one reason each."""
+    return pd.DataFrame(
+        {
+            SOURCE_FILE: items[SOURCE_FILE].to_numpy(),
+            SOURCE_LINE: items[SOURCE_LINE].to_numpy(),
+            N_SOURCE_ROWS: items[N_SOURCE_ROWS].to_numpy(),
+            STAGE: stage,
+            REASONS: pd.array(list(reasons), dtype="str"),
+            ITEM_ID: items[ITEM_ID].to_numpy(),
+            # a Series (its index is the frame's until the reset): pandas' string dtype
+            RAW: items[TEXT].astype(str).str.slice(0, RAW_PREVIEW_CHARS),
+        },
+        columns=QUARANTINE_COLUMNS,
+    ).reset_index(drop=True)

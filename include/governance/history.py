@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from governance.errors import GovernanceError, NonRetryableError
+from governance.errors import NonRetryableError, RetryableError
 from governance.hashing import sha256_file
 
 MANIFEST = "manifest.json"
@@ -40,7 +40,7 @@ class Settlement(StrEnum):
     SKIPPED = "skipped"
 
 
-class HistoryNotSettledError(GovernanceError):
+class HistoryNotSettledError(RetryableError):
     """An earlier day is not settled yet; retrying later (once it is) succeeds."""
 
 

@@ -18,6 +18,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
+from governance.errors import InvalidInputError
 from governance.textnorm import ShingleSets, mix64
 
 SCHEME_VERSION = "mh1"
@@ -46,7 +47,7 @@ def optimal_lsh_params(
     """(bands, rows) minimising the weighted false positive and negative areas under the
     S-curve, the criterion datasketch's MinHashLSH uses, so both index the same way."""
     if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        raise InvalidInputError(f"threshold must be in (0, 1], got {threshold}")
     pairs = [(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)]
     bands = np.array([b for b, _ in pairs], dtype=float)
     rows = np.array([r for _, r in pairs], dtype=float)

@@ -16,6 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from governance.errors import InvalidInputError
+
 ECE_BINS = 15
 PROBABILITY_SUM_TOLERANCE = 1e-3
 
@@ -70,25 +72,27 @@ def _checked(
     y_true = np.asarray(y_true)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.ndim != 2 or probabilities.shape[1] != len(classes):
-        raise ValueError(
+        raise InvalidInputError(
             f"probabilities: expected shape (n, {len(classes)}) for classes {list(classes)}, "
             f"got {probabilities.shape}"
         )
     if y_true.ndim != 1 or len(y_true) != len(probabilities):
-        raise ValueError(
+        raise InvalidInputError(
             f"y_true: expected {len(probabilities)} class indices, got shape {y_true.shape}"
         )
     if len(y_true) == 0:
-        raise ValueError("y_true: no rows to evaluate")
+        raise InvalidInputError("y_true: no rows to evaluate")
     if not np.issubdtype(y_true.dtype, np.integer):
-        raise ValueError(f"y_true: expected integer class indices, got dtype {y_true.dtype}")
+        raise InvalidInputError(f"y_true: expected integer class indices, got dtype {y_true.dtype}")
     if y_true.min() < 0 or y_true.max() >= len(classes):
-        raise ValueError(f"y_true: class indices must lie in [0, {len(classes)}), got {y_true}")
+        raise InvalidInputError(
+            f"y_true: class indices must lie in [0, {len(classes)}), got {y_true}"
+        )
     if not np.isfinite(probabilities).all() or (probabilities < 0).any():
-        raise ValueError("probabilities: must be finite and non-negative")
+        raise InvalidInputError("probabilities: must be finite and non-negative")
     worst = float(np.abs(probabilities.sum(axis=1) - 1.0).max())
     if worst > PROBABILITY_SUM_TOLERANCE:
-        raise ValueError(f"probabilities: rows must sum to 1, one is off by {worst:.3g}")
+        raise InvalidInputError(f"probabilities: rows must sum to 1, one is off by {worst:.3g}")
     return y_true.astype(np.int64), probabilities
 
 
@@ -124,7 +128,7 @@ def confusion_matrix_png(matrix: Sequence[Sequence[int]], classes: list[str], ti
     """The confusion matrix as a PNG (rows true, columns predicted), byte-identical on reruns."""
     counts = np.asarray(matrix)
     if counts.shape != (len(classes), len(classes)):
-        raise ValueError(
+        raise InvalidInputError(
             f"matrix: expected shape ({len(classes)}, {len(classes)}) for classes {classes}, "
             f"got {counts.shape}"
         )

@@ -1,8 +1,6 @@
-"""The nightly governance run of one dataset for one day, stage by stage.
-
-Each stage reads what the previous one left in the run's work folder and writes its own output
-there, so an orchestrator can run the stages as separate, individually retried tasks, and a
-benchmark or a test can run them in one process. Nothing here knows about Airflow.
+"""The nightly governance run of one dataset for one day: the functions of the stages that
+``governance.stages.STAGES`` declares, and ``run_day``, which runs them in one process (for
+benchmarks, tests and the command line). Nothing here knows about Airflow.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from governance import metrics
 from governance.audit import AUDIT_TABLES, run_audit
 from governance.contracts import Contract, data_root
 from governance.dedup import DedupConfig, deduplicate
-from governance.errors import GateFailedError
+from governance.errors import GateFailedError, InvalidInputError
 from governance.gate import evaluate_gate
 from governance.hashing import sha256_file
 from governance.history import (
@@ -42,6 +40,7 @@ from governance.publish import (
 )
 from governance.report import render_report
 from governance.split import assign_splits, split_sizes
+from governance.stages import STAGES, Stage, quarantine_tables, stage_named
 
 DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 INDEX_TABLE = "index"
@@ -58,10 +57,11 @@ class DayRun:
     run_id: str = "manual"
     dry_run: bool = False
     lineage: dict[str, Any] = field(default_factory=dict)
+    stages: tuple[Stage, ...] = STAGES
 
     def __post_init__(self) -> None:
         if not DAY_PATTERN.match(self.day):
-            raise ValueError(f"day must be YYYY-MM-DD, got {self.day!r}")
+            raise InvalidInputError(f"day must be YYYY-MM-DD, got {self.day!r}")
 
     @property
     def name(self) -> str:
@@ -104,20 +104,56 @@ class DayRun:
         return self.work_dir / name
 
 
-def _save(run: DayRun, name: str, frame: pd.DataFrame) -> None:
+def save_table(run: DayRun, name: str, frame: pd.DataFrame) -> None:
+    """A table a stage hands to the stages after it (in the run's work folder)."""
     frame.reset_index(drop=True).to_parquet(run.work(f"{name}.parquet"), index=False)
 
 
-def _load(run: DayRun, name: str) -> pd.DataFrame:
+def load_table(run: DayRun, name: str) -> pd.DataFrame:
     return pd.read_parquet(run.work(f"{name}.parquet"))
 
 
-def _save_json(run: DayRun, name: str, payload: dict[str, Any]) -> None:
+def save_summary(run: DayRun, name: str, payload: dict[str, Any]) -> None:
     run.work(f"{name}.json").write_text(json.dumps(payload, default=str, sort_keys=True))
 
 
-def _load_json(run: DayRun, name: str) -> dict[str, Any]:
+def load_summary(run: DayRun, name: str) -> dict[str, Any]:
     return json.loads(run.work(f"{name}.json").read_text())
+
+
+def kept_items(run: DayRun, stage: str) -> pd.DataFrame:
+    """The day's items less those that the stages before ``stage`` quarantined as whole items."""
+    items = load_table(run, "items")
+    position = run.stages.index(stage_named(stage, run.stages))
+    dropped = [
+        load_table(run, earlier.quarantine)[F.ITEM_ID]
+        for earlier in run.stages[:position]
+        if earlier.quarantine and earlier.quarantines_items
+    ]
+    if dropped:
+        items = items[~items[F.ITEM_ID].isin(pd.concat(dropped).dropna())]
+    return items.reset_index(drop=True)
+
+
+def quarantine_items(
+    run: DayRun, stage: str, items: pd.DataFrame, reasons: pd.Series
+) -> dict[str, Any]:
+    """Write ``stage``'s quarantine table: the items whose reason is not empty. Rerunning the
+    stage rewrites the same table, and the items stay in ``items`` (``kept_items`` drops them),
+    so a retried task quarantines the same rows."""
+    table = stage_named(stage, run.stages).quarantine
+    if table is None:
+        raise LookupError(f"stage {stage!r} declares no quarantine table")
+    reasons = reasons.fillna("").astype(str).reset_index(drop=True)
+    rejected = (reasons != "").to_numpy()
+    items = items.reset_index(drop=True)
+    quarantine = F.quarantined_items(items[rejected], stage, reasons[rejected])
+    save_table(run, table, quarantine)
+    return {
+        "items": len(items),
+        "quarantined_items": int(rejected.sum()),
+        "quarantined": int(quarantine[F.N_SOURCE_ROWS].sum()),
+    }
 
 
 def published_versions(curated_root: Path, before: str | None = None) -> list[str]:
@@ -167,9 +203,9 @@ def split_registry(history: pd.DataFrame | None) -> pd.DataFrame:
 def stage_ingest(run: DayRun) -> dict[str, Any]:
     """Read and validate the day's files; every rejected record lands in quarantine."""
     result = read_partition(run.contract, run.landing_dir)
-    _save(run, "items", result.items)
-    _save(run, "annotations", result.annotations)
-    _save(run, "quarantine_ingest", result.quarantine)
+    save_table(run, "items", result.items)
+    save_table(run, "annotations", result.annotations)
+    save_table(run, "quarantine_ingest", result.quarantine)
     summary = {
         "rows_in": int(result.rows_in),
         "items": len(result.items),
@@ -178,24 +214,24 @@ def stage_ingest(run: DayRun) -> dict[str, Any]:
         "label_mapping": result.label_mapping,
         "warnings": result.warnings,
     }
-    _save_json(run, "ingest", summary)
+    save_summary(run, "ingest", summary)
     return summary
 
 
 def stage_dedup(run: DayRun) -> dict[str, Any]:
     """Exact and near duplicates within the day and against every published day."""
-    items = _load(run, "items")
+    items = kept_items(run, "dedup")
     history, entries = load_history(run)
     result = deduplicate(items, history, DedupConfig.from_contract(run.contract.dedup))
-    _save(run, "assignments", result.assignments)
-    _save(run, "duplicates", result.duplicates)
-    _save(run, "conflicts", result.conflicts)
-    _save(run, "quarantine_dedup", result.quarantine)
-    _save(run, "dedup_index", result.index)
-    _save(run, "registry", split_registry(history))
+    save_table(run, "assignments", result.assignments)
+    save_table(run, "duplicates", result.duplicates)
+    save_table(run, "conflicts", result.conflicts)
+    save_table(run, "quarantine_dedup", result.quarantine)
+    save_table(run, "dedup_index", result.index)
+    save_table(run, "registry", split_registry(history))
     summary = {**result.stats, "history_versions": published_days(entries)}
-    _save_json(run, "dedup", summary)
-    _save_json(run, "history", recorded_history(run, entries))
+    save_summary(run, "dedup", summary)
+    save_summary(run, "history", recorded_history(run, entries))
     return summary
 
 
@@ -206,30 +242,29 @@ def recorded_history(run: DayRun, entries: list[dict[str, Any]]) -> dict[str, An
 
 def stage_split(run: DayRun) -> dict[str, Any]:
     """Assign every remaining item to train/val/test, whole clusters together."""
-    items = _load(run, "items")
-    assignments = _load(run, "assignments")
-    quarantined = set(_load(run, "quarantine_dedup")[F.ITEM_ID].dropna())
+    items = kept_items(run, "split")
+    assignments = load_table(run, "assignments")
     kept = items.merge(
         assignments[[F.ITEM_ID, F.CLUSTER_ID, "kept", "history_split"]],
         on=F.ITEM_ID,
         how="left",
         validate="one_to_one",
     )
-    kept = kept[kept["kept"].fillna(False).astype(bool) & ~kept[F.ITEM_ID].isin(quarantined)]
-    history = _load(run, "registry")
+    kept = kept[kept["kept"].fillna(False).astype(bool)]
+    history = load_table(run, "registry")
     kept = kept.reset_index(drop=True)
     kept[F.SPLIT] = assign_splits(
         kept, run.contract.split.fractions, history, salt=run.contract.split.salt
     )
-    _save(run, "splits", kept[PUBLISHED_COLUMNS])
+    save_table(run, "splits", kept[PUBLISHED_COLUMNS])
     sizes = split_sizes(kept)
-    _save_json(run, "split", sizes)
+    save_summary(run, "split", sizes)
     return sizes
 
 
 def previous_version(run: DayRun) -> tuple[pd.DataFrame | None, str | None]:
     """The items of the latest version published before this day (the one drift compares to)."""
-    days = _load_json(run, "dedup")["history_versions"]
+    days = load_summary(run, "dedup")["history_versions"]
     if not days:
         return None, None
     folder = run.curated_root / days[-1]
@@ -239,12 +274,12 @@ def previous_version(run: DayRun) -> tuple[pd.DataFrame | None, str | None]:
 
 def stage_audit(run: DayRun) -> dict[str, Any]:
     """Consensus, agreement, annotator quality, suspected label errors and drift."""
-    splits = _load(run, "splits")
+    splits = load_table(run, "splits")
     previous, version = previous_version(run)
-    result = run_audit(run.contract, splits, _load(run, "annotations"), previous, version)
+    result = run_audit(run.contract, splits, load_table(run, "annotations"), previous, version)
     for name, table in result.tables.items():
-        _save(run, f"audit_{name}", table)
-    _save_json(run, "audit", result.summary)
+        save_table(run, f"audit_{name}", table)
+    save_summary(run, "audit", result.summary)
     return result.summary
 
 
@@ -260,19 +295,19 @@ def _split_of_kept(
 
 def build_tables(run: DayRun) -> dict[str, pd.DataFrame]:
     """The files of the published version, in a deterministic order."""
-    splits = _load(run, "splits")
-    history = _load(run, "registry")
-    duplicates = _load(run, "duplicates")
+    splits = load_table(run, "splits")
+    history = load_table(run, "registry")
+    duplicates = load_table(run, "duplicates")
     duplicates[F.SPLIT] = _split_of_kept(duplicates, splits, history)
-    texts = _load(run, "items").set_index(F.ITEM_ID)[F.TEXT]
+    texts = load_table(run, "items").set_index(F.ITEM_ID)[F.TEXT]
     duplicates[F.TEXT] = duplicates[F.ITEM_ID].map(texts)
     quarantine = pd.concat(
-        [_load(run, "quarantine_ingest"), _load(run, "quarantine_dedup")], ignore_index=True
+        [load_table(run, name) for name in quarantine_tables(run.stages)], ignore_index=True
     )
-    annotations = _load(run, "annotations").merge(
+    annotations = load_table(run, "annotations").merge(
         splits[[F.ITEM_ID, F.SPLIT]], on=F.ITEM_ID, how="inner"
     )
-    index = _load(run, "dedup_index").merge(
+    index = load_table(run, "dedup_index").merge(
         splits[[F.ITEM_ID, F.SPLIT]], on=F.ITEM_ID, how="inner", validate="one_to_one"
     )
     index["version"] = run.day
@@ -280,16 +315,16 @@ def build_tables(run: DayRun) -> dict[str, pd.DataFrame]:
     tables.update(
         quarantine=quarantine,
         duplicates=duplicates,
-        conflicts=_load(run, "conflicts"),
+        conflicts=load_table(run, "conflicts"),
         annotations=annotations,
         index=index,
     )
-    tables.update({name: _load(run, f"audit_{name}") for name in AUDIT_TABLES})
+    tables.update({name: load_table(run, f"audit_{name}") for name in AUDIT_TABLES})
     return tables
 
 
 def conservation(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    rows_in = _load_json(run, "ingest")["rows_in"]
+    rows_in = load_summary(run, "ingest")["rows_in"]
     buckets = {
         "quarantined": tables["quarantine"][F.N_SOURCE_ROWS].sum(),
         "duplicates": tables["duplicates"][F.N_SOURCE_ROWS].sum(),
@@ -313,8 +348,8 @@ def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
 
 
 def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    ingest = _load_json(run, "ingest")
-    dedup = _load_json(run, "dedup")
+    ingest = load_summary(run, "ingest")
+    dedup = load_summary(run, "dedup")
     quarantine = tables["quarantine"]
     kinds = tables["duplicates"][F.DUPLICATE_KIND].value_counts()
     manifest = {
@@ -346,8 +381,8 @@ def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, An
             **run.contract.gate.model_dump(),
         },
         "inputs": ingest["files"],
-        "audit": _load_json(run, "audit"),
-        "history": _load_json(run, "history"),
+        "audit": load_summary(run, "audit"),
+        "history": load_summary(run, "history"),
         "state": "current",
     }
     manifest["gate"] = evaluate_gate(manifest, run.contract)
@@ -456,7 +491,9 @@ def stage_publish(run: DayRun) -> dict[str, Any]:
 
 
 def run_day(run: DayRun) -> dict[str, Any]:
-    """All stages in one process: for benchmarks, tests and the command line."""
-    for stage in (stage_ingest, stage_dedup, stage_split, stage_audit, stage_gate):
-        stage(run)
-    return stage_publish(run)
+    """Every stage of ``run.stages`` in order, in one process; the last one's result (the
+    published manifest)."""
+    result: dict[str, Any] = {}
+    for stage in run.stages:
+        result = stage(run)
+    return result

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from governance.errors import NonRetryableError
 from governance.hashing import sha256_file
 
 MANIFEST = "manifest.json"
@@ -26,7 +27,7 @@ STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".trash-"
 
 
-class ConservationError(AssertionError):
+class ConservationError(NonRetryableError, AssertionError):
     """Rows were lost or double counted: publishing would hide it, so the run stops."""
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from governance import plots
+from governance.errors import InvalidInputError
 from governance.frames import SPLITS
 from governance.report_html import (
     NA,
@@ -122,15 +123,19 @@ def _check_arguments(
     manifest: Any, tables: Any, examples_per_section: int, queue_rows: int
 ) -> None:
     if not isinstance(manifest, Mapping):
-        raise ValueError(f"manifest must be a dict, got {type(manifest).__name__}")
+        raise InvalidInputError(f"manifest must be a dict, got {type(manifest).__name__}")
     if not isinstance(tables, Mapping):
-        raise ValueError(f"tables must map table names to DataFrames, got {type(tables).__name__}")
+        raise InvalidInputError(
+            f"tables must map table names to DataFrames, got {type(tables).__name__}"
+        )
     for name, frame in tables.items():
         if not isinstance(frame, pd.DataFrame):
-            raise ValueError(f"table {name!r} must be a DataFrame, got {type(frame).__name__}")
+            raise InvalidInputError(
+                f"table {name!r} must be a DataFrame, got {type(frame).__name__}"
+            )
     for name, value in (("examples_per_section", examples_per_section), ("queue_rows", queue_rows)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+            raise InvalidInputError(f"{name} must be a non-negative integer, got {value!r}")
 
 
 # ---------------------------------------------------------------- sections

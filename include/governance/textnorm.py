@@ -19,6 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from governance.errors import InvalidInputError
+
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -161,7 +163,7 @@ def shingle_sets(norm_texts: Sequence[str], ngram: int) -> ShingleSets:
     keeps the intermediate token arrays to a fraction of the result's size.
     """
     if ngram < 1:
-        raise ValueError(f"ngram must be >= 1, got {ngram}")
+        raise InvalidInputError(f"ngram must be >= 1, got {ngram}")
     if len(norm_texts) <= SHINGLE_CHUNK_DOCS:
         return _shingle_chunk(norm_texts, ngram)
     return ShingleSets.concat(

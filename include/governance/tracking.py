@@ -52,7 +52,7 @@ from packaging.version import Version
 
 from governance import frames as F
 from governance.contracts import PROJECT_ROOT, data_root
-from governance.errors import NonRetryableError
+from governance.errors import InvalidInputError, NonRetryableError
 from governance.hashing import sha256_file
 from governance.publish import MANIFEST
 
@@ -239,7 +239,7 @@ def lineage_tags(
     }
     empty = [key for key, value in tags.items() if not value.strip()]
     if empty:
-        raise ValueError(f"lineage tags: empty values for {empty}")
+        raise InvalidInputError(f"lineage tags: empty values for {empty}")
     return {**tags, TAG_CODE_VERSION: code_version()}
 
 
@@ -443,10 +443,10 @@ class ClassifierSettings:
 
     def __post_init__(self) -> None:
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
-            raise ValueError(f"classes: need 2+ unique names, got {list(self.classes)}")
+            raise InvalidInputError(f"classes: need 2+ unique names, got {list(self.classes)}")
         for name in ("max_seq_length", "batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+                raise InvalidInputError(f"{name}: must be at least 1, got {getattr(self, name)}")
 
     def write(self, path: Path) -> None:
         payload = {
@@ -507,7 +507,7 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
         if self._model is None or self._settings is None:
             raise RuntimeError("the model is not loaded: call load() or load it through MLflow")
         if not isinstance(model_input, pd.DataFrame) or F.TEXT not in model_input.columns:
-            raise ValueError(f"model input: expected a DataFrame with a {F.TEXT!r} column")
+            raise InvalidInputError(f"model input: expected a DataFrame with a {F.TEXT!r} column")
         settings = self._settings
         # labels play no part in prediction; the first class stands in for them
         frame = pd.DataFrame({F.TEXT: model_input[F.TEXT].tolist(), F.LABEL: settings.classes[0]})
@@ -562,7 +562,7 @@ def log_classifier(
     if not checkpoint.is_file():
         raise TrackingError(f"{checkpoint}: no such checkpoint")
     if not example_texts:
-        raise ValueError("example_texts: need at least one text for the input example")
+        raise InvalidInputError("example_texts: need at least one text for the input example")
     settings = ClassifierSettings(tuple(classes), max_seq_length)
     example = pd.DataFrame({F.TEXT: list(example_texts)})
     probe = TextClassifierModel()
@@ -607,7 +607,9 @@ def register(client: MlflowClient, model_uri: str, name: str, run_id: str) -> Mo
     """A version of ``name`` for the model; registering the same model URI of the same run again
     (a retried task) returns the existing version instead of adding one."""
     if "'" in name or "'" in run_id:
-        raise ValueError(f"model name {name!r} and run id {run_id!r} must not contain quotes")
+        raise InvalidInputError(
+            f"model name {name!r} and run id {run_id!r} must not contain quotes"
+        )
     _use_client_store(client)
     try:
         client.create_registered_model(name)
@@ -658,7 +660,7 @@ _MARGIN_TOLERANCE = 1e-9
 
 def _check_unit(name: str, value: float) -> None:
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise ValueError(f"{name}: must lie in [0, 1], got {value}")
+        raise InvalidInputError(f"{name}: must lie in [0, 1], got {value}")
 
 
 def decide_promotion(
@@ -672,7 +674,7 @@ def decide_promotion(
     ``margin``; a gain equal to the margin is not enough."""
     _check_unit("challenger_f1", challenger_f1)
     if not (math.isfinite(margin) and margin >= 0):
-        raise ValueError(f"margin: must be a finite number >= 0, got {margin}")
+        raise InvalidInputError(f"margin: must be a finite number >= 0, got {margin}")
     if champion_f1 is None:
         return PromotionDecision(True, f"macro-F1 {challenger_f1:.4f}; there is no champion yet")
     _check_unit("champion_f1", champion_f1)

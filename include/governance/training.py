@@ -26,6 +26,7 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 from torch.utils.data import DataLoader
 
+from governance.errors import InvalidInputError
 from governance.finetune_data import TRAIN, VAL, DataSettings, VersionDataModule
 from governance.finetune_model import TextClassifier
 
@@ -63,15 +64,17 @@ class TrialConfig:
         positive = ("epochs", "batch_size", "max_seq_length", "patience")
         for name in (*positive, "checkpoint_every_n_steps"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+                raise InvalidInputError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate: must be positive, got {self.learning_rate}")
+            raise InvalidInputError(f"learning_rate: must be positive, got {self.learning_rate}")
         if self.weight_decay < 0:
-            raise ValueError(f"weight_decay: must be at least 0, got {self.weight_decay}")
+            raise InvalidInputError(f"weight_decay: must be at least 0, got {self.weight_decay}")
         if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"warmup_ratio: must lie in [0, 1), got {self.warmup_ratio}")
+            raise InvalidInputError(f"warmup_ratio: must lie in [0, 1), got {self.warmup_ratio}")
         if self.accelerator not in ("auto", "cpu", "gpu"):
-            raise ValueError(f"accelerator: must be auto, cpu or gpu, got {self.accelerator!r}")
+            raise InvalidInputError(
+                f"accelerator: must be auto, cpu or gpu, got {self.accelerator!r}"
+            )
         # row limits are checked by DataSettings
         self.data_settings()
 
@@ -108,7 +111,7 @@ def resolve_accelerator(choice: Accelerator) -> tuple[str, str]:
     """Lightning accelerator and precision: bf16 mixed on a CUDA GPU, full fp32 on the CPU."""
     cuda = torch.cuda.is_available()
     if choice == "gpu" and not cuda:
-        raise ValueError("accelerator 'gpu' requested, but torch sees no CUDA device")
+        raise InvalidInputError("accelerator 'gpu' requested, but torch sees no CUDA device")
     if choice == "gpu" or (choice == "auto" and cuda):
         return "gpu", "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "cpu", "32-true"
@@ -252,7 +255,7 @@ def _prepared_data(version_dir: Path, config: TrialConfig) -> VersionDataModule:
     data = VersionDataModule(version_dir, config.data_settings())
     for split in (TRAIN, VAL):
         if len(data.split(split)) == 0:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{version_dir}: the {split} split is empty; fine-tuning needs train and val rows"
             )
     return data

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from governance.errors import InvalidInputError
+
 
 def connected_components(n_nodes: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """For each node, the smallest node index in its connected component (int64)."""
@@ -16,9 +18,9 @@ def connected_components(n_nodes: int, left: np.ndarray, right: np.ndarray) -> n
     left = np.asarray(left, dtype=np.int64)
     right = np.asarray(right, dtype=np.int64)
     if len(left) != len(right):
-        raise ValueError("left and right must have the same length")
+        raise InvalidInputError("left and right must have the same length")
     if len(left) and (min(left.min(), right.min()) < 0 or max(left.max(), right.max()) >= n_nodes):
-        raise ValueError(f"edge endpoints must lie in [0, {n_nodes})")
+        raise InvalidInputError(f"edge endpoints must lie in [0, {n_nodes})")
     while True:
         root_left, root_right = parent[left], parent[right]
         differ = root_left != root_right

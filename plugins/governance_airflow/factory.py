@@ -14,6 +14,7 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, get_curren
 from airflow.sdk.exceptions import AirflowSkipException
 
 from governance.contracts import Contract, ContractError, contracts_dir, data_root, load_contract
+from governance.stages import STAGES, Stage
 from governance_airflow.deadlines import deadline_for
 from governance_airflow.failures import record_failure
 from governance_airflow.retries import GOVERNANCE_RETRY_POLICY
@@ -123,7 +124,9 @@ def gate_params(contract: Contract) -> dict[str, Param]:
     }
 
 
-def build_governance_dag(contract: Contract) -> DAG:
+def build_governance_dag(contract: Contract, stages: tuple[Stage, ...] = STAGES) -> DAG:
+    """The nightly DAG: the landing sensor, then one task per stage of ``stages`` in order, the
+    history sensor before the first stage that needs every earlier day settled."""
     asset = curated_asset(contract)
     with DAG(
         dag_id=contract.dag_id,
@@ -138,71 +141,65 @@ def build_governance_dag(contract: Contract) -> DAG:
         tags=["governance", contract.name, *contract.tags],
         doc_md=__doc__,
     ) as dag:
-        wait = LandingPartitionSensor(task_id="wait_for_partition", contract=contract)
-        settled = HistorySettledSensor(task_id="wait_for_history", contract=contract)
+        previous: Any = LandingPartitionSensor(task_id="wait_for_partition", contract=contract)
+        waited = False
+        for stage in stages:
+            if stage.needs_settled_history and not waited:
+                settled = HistorySettledSensor(task_id="wait_for_history", contract=contract)
+                previous = previous >> settled
+                waited = True
+            previous = previous >> stage_task(stage, contract, stages, asset)
+    return dag
 
-        @task
-        def ingest_validate() -> dict[str, Any]:
-            return run_stage("ingest", contract, get_current_context())
 
-        @task
-        def deduplicate() -> dict[str, Any]:
-            return run_stage("dedup", contract, get_current_context())
+def stage_task(stage: Stage, contract: Contract, stages: tuple[Stage, ...], asset: Asset) -> Any:
+    """The task that runs one stage; the publishing stage also emits the dataset's Asset event."""
+    if stage.publishes:
 
-        @task
-        def split() -> dict[str, Any]:
-            return run_stage("split", contract, get_current_context())
-
-        @task
-        def audit() -> dict[str, Any]:
-            return run_stage("audit", contract, get_current_context())
-
-        @task
-        def gate() -> dict[str, Any]:
-            """A refused version fails here without retrying: the data must change, not the try."""
-            return run_stage("gate", contract, get_current_context())
-
-        @task(outlets=[asset])
+        @task(task_id=stage.task_id, doc_md=stage.doc, outlets=[asset])
         def publish() -> dict[str, Any]:
             context = get_current_context()
-            manifest = run_stage("publish", contract, context)
-            summary = {
-                "version": manifest["version"],
-                "counts": manifest["counts"],
-                "gate": manifest["gate"]["status"],
-                "state": manifest["state"],
-                "marked_stale": manifest["marked_stale"],
-            }
-            if manifest["marked_stale"]:
-                log.warning(
-                    "%s %s changed the history of later days, now stale until recomputed in "
-                    "order (DAG %s): %s",
-                    contract.name,
-                    manifest["version"],
-                    contract.reconcile_dag_id,
-                    ", ".join(manifest["marked_stale"]),
-                )
-            if manifest["dry_run"]:
-                context["ti"].xcom_push(key="dry_run_summary", value=summary)
-                raise AirflowSkipException("dry run: computed everything, published nothing")
-            context["outlet_events"][asset].extra = {
-                "version": manifest["version"],
-                "path": str(data_root() / "curated" / contract.name / manifest["version"]),
-                "rows_in": manifest["conservation"]["rows_in"],
-            }
-            return summary
+            manifest = run_stage(stage, contract, context, stages)
+            return publication(contract, manifest, context, asset)
 
-        (
-            wait
-            >> ingest_validate()
-            >> settled
-            >> deduplicate()
-            >> split()
-            >> audit()
-            >> gate()
-            >> publish()
+        return publish()
+
+    @task(task_id=stage.task_id, doc_md=stage.doc)
+    def run() -> dict[str, Any]:
+        return run_stage(stage, contract, get_current_context(), stages)
+
+    return run()
+
+
+def publication(
+    contract: Contract, manifest: dict[str, Any], context: Any, asset: Asset
+) -> dict[str, Any]:
+    """What the publish task returns and tells the Asset event; a dry run ends skipped."""
+    summary = {
+        "version": manifest["version"],
+        "counts": manifest["counts"],
+        "gate": manifest["gate"]["status"],
+        "state": manifest["state"],
+        "marked_stale": manifest["marked_stale"],
+    }
+    if manifest["marked_stale"]:
+        log.warning(
+            "%s %s changed the history of later days, now stale until recomputed in "
+            "order (DAG %s): %s",
+            contract.name,
+            manifest["version"],
+            contract.reconcile_dag_id,
+            ", ".join(manifest["marked_stale"]),
         )
-    return dag
+    if manifest["dry_run"]:
+        context["ti"].xcom_push(key="dry_run_summary", value=summary)
+        raise AirflowSkipException("dry run: computed everything, published nothing")
+    context["outlet_events"][asset].extra = {
+        "version": manifest["version"],
+        "path": str(data_root() / "curated" / contract.name / manifest["version"]),
+        "rows_in": manifest["conservation"]["rows_in"],
+    }
+    return summary
 
 
 def without_deadlines(dag: DAG) -> DAG:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from governance.contracts import Contract, data_root
+from governance_airflow.retries import failing_fast
 
 if TYPE_CHECKING:
     from governance.finetune import FinetuneRequest, RunContext
@@ -78,10 +77,9 @@ def run_context(context: Any) -> RunContext:
 def run_step(step: str, contract: Contract, context: Any, **inputs: Any) -> Any:
     """One step of the fine-tune; errors a retry cannot fix fail the task at once."""
     from governance import finetune
-    from governance.errors import NonRetryableError
 
     request, where = finetune_request(contract, context), run_context(context)
-    try:
+    with failing_fast(f"{contract.name} {step}"):
         if step == "prepare":
             return finetune.start_parent_run(request, where)
         if step == "plan":
@@ -91,6 +89,4 @@ def run_step(step: str, contract: Contract, context: Any, **inputs: Any) -> Any:
         if step == "register":
             best = finetune.select_best(inputs["results"])
             return finetune.evaluate_and_register(best, inputs["parent"], request, where)
-    except NonRetryableError as exc:
-        raise AirflowFailException(f"{contract.name} {step}: {exc}") from exc
     raise ValueError(f"unknown fine-tune step {step!r}")

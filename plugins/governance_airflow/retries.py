@@ -1,29 +1,29 @@
 """Which task failures are worth another try.
 
 Airflow's retry policy (``airflow.sdk.RetryPolicy``) is evaluated in the worker with the real
-exception: a failure a retry cannot fix (``NonRetryableError``: bad data, bad contract, failed gate;
-an MLflow request refused with a 4xx) fails the task at once, and a transient one (a network, disk
-or time-out error; an MLflow server error or rate limit) is retried. No rule overrides the delay,
-so retries keep the task's exponential backoff up to ``max_retry_delay``.
+exception: the project's own errors say through ``GovernanceError.retryable`` whether a retry can
+help (bad data, bad contract, failed gate: no; an earlier day not settled yet: yes); an MLflow
+request refused with a 4xx fails the task at once, and a transient error (network, disk, time-out;
+an MLflow server error or rate limit) is retried. No rule overrides the delay, so retries keep the
+task's exponential backoff up to ``max_retry_delay``. The task wrappers use ``failing_fast``,
+which reads the same attribute.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryDecision, RetryRule
+from airflow.sdk.exceptions import AirflowFailException
 
-from governance.errors import NonRetryableError
+from governance.errors import GovernanceError, is_retryable
 
 TRANSIENT_HTTP_STATUSES = frozenset({408, 429})
 
 RULES = [
-    RetryRule(
-        exception=NonRetryableError,
-        action=RetryAction.FAIL,
-        reason="not retryable: the input must change, not the attempt",
-    ),
     RetryRule(
         exception=[ConnectionError, TimeoutError, OSError],
         action=RetryAction.RETRY,
@@ -57,6 +57,13 @@ class GovernanceRetryPolicy(ExceptionRetryPolicy):
         max_tries: int,
         context: Any = None,
     ) -> RetryDecision:
+        retryable = is_retryable(exception)
+        if retryable is not None:
+            if retryable:
+                return RetryDecision.retry(reason=f"{type(exception).__name__}: retryable")
+            return RetryDecision.fail(
+                reason=f"{type(exception).__name__}: the input must change, not the attempt"
+            )
         status = mlflow_http_status(exception)
         if status is None:
             return super().evaluate(exception, try_number, max_tries, context)
@@ -73,3 +80,16 @@ class GovernanceRetryPolicy(ExceptionRetryPolicy):
 
 
 GOVERNANCE_RETRY_POLICY = GovernanceRetryPolicy()
+
+
+@contextlib.contextmanager
+def failing_fast(what: str) -> Iterator[None]:
+    """A project error a retry cannot fix ends the task with ``AirflowFailException`` (no retry
+    whatever the task's policy), named after ``what``; every other error goes on to the retry
+    policy."""
+    try:
+        yield
+    except GovernanceError as exc:
+        if exc.retryable:
+            raise
+        raise AirflowFailException(f"{what}: {exc}") from exc

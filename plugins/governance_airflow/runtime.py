@@ -11,9 +11,9 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from governance.contracts import Contract, GateSpec
+from governance.stages import STAGES, Stage
+from governance_airflow.retries import failing_fast
 
 if TYPE_CHECKING:
     from governance.pipeline import DayRun
@@ -60,7 +60,7 @@ def effective_contract(contract: Contract, params: dict[str, Any]) -> Contract:
     return Contract.model_validate(raw)
 
 
-def day_run(contract: Contract, context: Any) -> DayRun:
+def day_run(contract: Contract, context: Any, stages: tuple[Stage, ...] = STAGES) -> DayRun:
     from governance.pipeline import DayRun
 
     params = context.get("params") or {}
@@ -70,6 +70,7 @@ def day_run(contract: Contract, context: Any) -> DayRun:
         day=resolve_day(context),
         run_id=context["run_id"],
         dry_run=bool(params.get("dry_run", False)),
+        stages=stages,
         lineage={
             "dag_id": ti.dag_id,
             "task_id": ti.task_id,
@@ -79,14 +80,11 @@ def day_run(contract: Contract, context: Any) -> DayRun:
     )
 
 
-def run_stage(stage: str, contract: Contract, context: Any) -> dict[str, Any]:
-    """Run one pipeline stage; errors that a retry cannot fix fail the task at once."""
-    from governance import pipeline
-    from governance.errors import NonRetryableError
-    from governance.publish import ConservationError
-
-    run = day_run(contract, context)
-    try:
-        return getattr(pipeline, f"stage_{stage}")(run)
-    except (NonRetryableError, ConservationError) as exc:
-        raise AirflowFailException(f"{contract.name} {run.day} {stage}: {exc}") from exc
+def run_stage(
+    stage: Stage, contract: Contract, context: Any, stages: tuple[Stage, ...] = STAGES
+) -> dict[str, Any]:
+    """Run one stage of ``stages`` (the DAG's table); errors that a retry cannot fix fail the
+    task at once."""
+    run = day_run(contract, context, stages)
+    with failing_fast(f"{contract.name} {run.day} {stage.name}"):
+        return stage(run)

@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 from airflow.sdk import RetryAction
 
-from governance.errors import GateFailedError, IngestError, NonRetryableError
+from governance.contracts import ContractError
+from governance.errors import (
+    GateFailedError,
+    IngestError,
+    InvalidInputError,
+    MissingInputError,
+    NonRetryableError,
+)
+from governance.history import HistoryNotSettledError
+from governance.publish import ConservationError
 from governance_airflow.factory import task_defaults
 from governance_airflow.retries import GOVERNANCE_RETRY_POLICY
 
@@ -145,13 +154,70 @@ def decide(exception: BaseException):
     return GOVERNANCE_RETRY_POLICY.evaluate(exception, try_number=1, max_tries=2)
 
 
+def project_errors() -> list[type[BaseException]]:
+    """Every exception class the core defines, found by importing each of its modules."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import governance
+
+    found = []
+    for module in pkgutil.iter_modules(governance.__path__):
+        loaded = importlib.import_module(f"governance.{module.name}")
+        for _, cls in inspect.getmembers(loaded, inspect.isclass):
+            if issubclass(cls, BaseException) and cls.__module__.startswith("governance"):
+                found.append(cls)
+    return sorted(set(found), key=lambda cls: cls.__qualname__)
+
+
+def test_every_error_of_the_core_is_a_governance_error_that_says_if_a_retry_helps() -> None:
+    from governance.errors import GovernanceError
+
+    errors = project_errors()
+    assert len(errors) >= 10
+    for cls in errors:
+        assert issubclass(cls, GovernanceError), cls
+        assert isinstance(cls.retryable, bool), cls
+
+
 @pytest.mark.parametrize(
     "exception",
-    [GateFailedError("gate"), IngestError("schema"), NonRetryableError("contract")],
+    [
+        GateFailedError("gate"),
+        IngestError("schema"),
+        NonRetryableError("contract"),
+        ContractError("demo.yaml: key 'name'"),
+        ConservationError("3 rows unaccounted"),
+        # an OSError to Python, which a retry would not bring back
+        MissingInputError("truth.json: missing from the published version"),
+        InvalidInputError("fractions must sum to 1"),
+    ],
     ids=type,
 )
 def test_errors_a_retry_cannot_fix_fail_at_once(exception: BaseException) -> None:
     assert decide(exception).action is RetryAction.FAIL
+
+
+def test_a_day_waiting_for_an_earlier_one_is_retried() -> None:
+    decision = decide(HistoryNotSettledError("waiting for 2026-11-04 to settle"))
+    assert decision.action is RetryAction.RETRY
+    assert decision.retry_delay is None
+
+
+@pytest.mark.parametrize(
+    ("error", "fails"),
+    [(GateFailedError("refused"), True), (HistoryNotSettledError("later"), False)],
+    ids=lambda value: type(value).__name__,
+)
+def test_task_wrappers_fail_fast_on_what_the_policy_fails(error: Exception, fails: bool) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from governance_airflow.retries import failing_fast
+
+    expected = AirflowFailException if fails else type(error)
+    with pytest.raises(expected, match=str(error)), failing_fast("demo 2026-11-04 gate"):
+        raise error
 
 
 @pytest.mark.parametrize(
