@@ -126,7 +126,7 @@ stack-down: $(STAMP)
 	@$(BIN)/python -m governance.stack down
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_near_dedup.py

@@ -9,13 +9,14 @@ quality is their accuracy against that consensus; the Dawid-Skene matrices show 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
 from crowdkit.aggregation import DawidSkene
 
 from governance import frames as F
+from governance.errors import InvalidInputError
 from governance.ingest import majority_labels
 
 DS_ITERATIONS = 100
@@ -32,6 +33,8 @@ CONSENSUS_COLUMNS = [
 ]
 QUALITY_COLUMNS = ["annotator", "n_items", "accuracy", "ds_accuracy", "flagged", "reason"]
 CONFUSION_COLUMNS = ["annotator", "true_label", "given_label", "probability"]
+
+_Fitted = TypeVar("_Fitted")
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,19 @@ def dawid_skene(annotations: pd.DataFrame) -> DawidSkene:
     return model.fit(votes[["task", "worker", F.LABEL]])
 
 
+def fitted(value: _Fitted | None, name: str) -> _Fitted:
+    """One of a Dawid-Skene model's results, which are None until the model is fitted."""
+    if value is None:
+        raise InvalidInputError(f"Dawid-Skene model: {name} is not set, fit the model first")
+    return value
+
+
 def confusion_table(model: DawidSkene, classes: list[str]) -> pd.DataFrame:
     """P(given label | true label) per annotator, one row per (annotator, true, given)."""
-    errors = model.errors_.reindex(columns=classes, fill_value=0.0)
-    long = errors.rename_axis(columns="true_label").stack().rename("probability").reset_index()
+    errors = fitted(model.errors_, "errors_").reindex(columns=classes, fill_value=0.0)
+    # one column level, so stack gives a Series (the stubs allow a DataFrame too)
+    stacked = cast(pd.Series, errors.rename_axis(columns="true_label").stack())
+    long = stacked.rename("probability").reset_index()
     long = long.rename(columns={"worker": "annotator", F.LABEL: "given_label"})
     annotators = sorted(long["annotator"].unique())
     grid = pd.MultiIndex.from_product(
@@ -133,15 +145,15 @@ def build_consensus(
         )
     annotations = annotations[annotations[F.ITEM_ID].isin(items[F.ITEM_ID])]
     model = dawid_skene(annotations)
-    probas = model.probas_.reindex(columns=classes, fill_value=0.0)
+    probas = fitted(model.probas_, "probas_").reindex(columns=classes, fill_value=0.0)
     majority = majority_labels(annotations)
     item_ids = items[F.ITEM_ID]
-    ds_label = item_ids.map(model.labels_)
+    ds_label = item_ids.map(fitted(model.labels_, "labels_"))
     majority_label = item_ids.map(majority)
     has_majority = majority_label.notna().to_numpy()
     consensus_label = majority_label.where(has_majority, ds_label)
     item_probas = probas.reindex(item_ids.to_numpy())
-    columns = pd.Index(classes).get_indexer(consensus_label.fillna(""))
+    columns = pd.Index(classes).get_indexer(pd.Index(consensus_label.fillna("")))
     confidence = np.where(
         columns >= 0,
         item_probas.to_numpy()[np.arange(len(items)), np.maximum(columns, 0)],
@@ -160,7 +172,7 @@ def build_consensus(
         }
     )[CONSENSUS_COLUMNS]
     confusion = confusion_table(model, classes)
-    priors = model.priors_.reindex(classes, fill_value=0.0)
+    priors = fitted(model.priors_, "priors_").reindex(classes, fill_value=0.0)
     quality = annotator_quality(
         annotations,
         consensus.set_index(F.ITEM_ID)["consensus_label"],

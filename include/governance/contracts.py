@@ -245,7 +245,7 @@ class Contract(_Strict):
     @property
     def source_columns(self) -> list[str]:
         """Columns the contract reads from every record."""
-        names = [self.text.column]
+        names: list[str | None] = [self.text.column]
         if self.id.column:
             names.append(self.id.column)
         if self.labels.column:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -425,16 +425,19 @@ def _components(members: pd.DataFrame, config: DedupConfig) -> _Components:
     rows = []
     conflicted = ordered[ordered["component"].isin(in_conflict)]
     for component, group in conflicted.groupby("component", sort=True):
-        per_label = counts.loc[component].sort_values(ascending=False, kind="stable")
+        # a MultiIndex lookup: the stubs read one key as one value, not this label's sub-series
+        label_counts = cast(pd.Series, counts.loc[component])
+        per_label = label_counts.sort_values(ascending=False, kind="stable")
         tie = len(per_label) > 1 and per_label.iloc[0] == per_label.iloc[1]
         winner = None if config.conflict_action == "quarantine" or tie else per_label.index[0]
         if winner is not None and not bool(group["is_history"].any()):
-            rep[component] = group.index[group[frames.LABEL].to_numpy() == winner][0]
+            # component labels are integers; the stubs type a group key as any scalar
+            rep[cast(int, component)] = group.index[group[frames.LABEL].to_numpy() == winner][0]
         rows.append(
             {
                 "component": component,
                 "n_items": len(group),
-                "labels": ", ".join(f"{k}={v}" for k, v in counts.loc[component].items()),
+                "labels": ", ".join(f"{k}={v}" for k, v in label_counts.items()),
                 "winner": winner,
                 "tie": tie,
                 "item_ids": ",".join(group[frames.ITEM_ID]),
@@ -445,8 +448,8 @@ def _components(members: pd.DataFrame, config: DedupConfig) -> _Components:
     ).set_index("component")
     history = ordered[ordered["is_history"]].drop_duplicates(["component", frames.SPLIT])
     spread = history.groupby("component", sort=True).size()
-    spread = history[history["component"].isin(spread.index[spread.to_numpy() >= 2])]
-    hist_splits = spread.groupby("component", sort=True)[frames.SPLIT].agg(
+    spread_rows = history[history["component"].isin(spread.index[spread.to_numpy() >= 2])]
+    hist_splits = spread_rows.groupby("component", sort=True)[frames.SPLIT].agg(
         lambda s: ", ".join(sorted(s))
     )
     return _Components(rep, ordered, conflicts, hist_splits)
@@ -552,7 +555,9 @@ def _assemble(
     kept_is_history = members["is_history"].to_numpy()[kept_member]
     rep_is_history = members["is_history"].to_numpy()[outcome.rep]
     rep_split = members[frames.SPLIT].to_numpy()[outcome.rep]
-    history_split = pd.array(np.where(rep_is_history, rep_split, None), dtype="str")
+    # numpy's stubs take a None third argument for the one-argument form of where
+    history_values = cast(np.ndarray, np.where(rep_is_history, rep_split, None))
+    history_split = pd.array(history_values, dtype="str")
     assignments = pd.DataFrame(
         {
             frames.ITEM_ID: items[frames.ITEM_ID].to_numpy(),

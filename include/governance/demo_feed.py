@@ -20,6 +20,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from governance.demo_text import (
     CLASS_PRIOR,
@@ -129,7 +130,7 @@ class DayTruth:
             "dirty_votes",
             "hard_negatives",
         }
-        values = {
+        values: dict[str, Any] = {
             f.name: [tuple(v) for v in raw[f.name]] if f.name in tuple_fields else raw[f.name]
             for f in fields(cls)
             if f.name in raw
@@ -378,11 +379,11 @@ class _DayItems:
             text = respell(rng, source.text or "")
             return _Item(uid, key, label, source.review, text, role, source=source)
         if role == "near":
-            text = _near_text(rng, source, index)
-            if text is None:
+            near_text = _near_text(rng, source, index)
+            if near_text is None:
                 return None
-            index.add(source.review, text, source.root)
-            return _Item(uid, key, source.label, source.review, text, role, source=source)
+            index.add(source.review, near_text, source.root)
+            return _Item(uid, key, source.label, source.review, near_text, role, source=source)
         review = _lookalike(rng, source, index)
         if review is None:
             return None

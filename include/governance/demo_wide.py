@@ -13,6 +13,7 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -269,7 +270,7 @@ def write_wide_csv(
         out.write("\n")
     readable = np.ones(rows, dtype=bool)
     readable[broken] = False
-    invalid = unknown.any(axis=1)
+    invalid = cast(np.ndarray, unknown.any(axis=1))  # one flag per row, never a scalar
     invalid[defects["bad_text"]] = True
     return WideFeedSummary(
         path=str(path),

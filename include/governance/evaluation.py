@@ -74,7 +74,7 @@ def _read(version_dir: Path, name: str, columns: list[str], required: bool = Tru
 
 
 def _line_keys(rows: pd.DataFrame) -> set[tuple[str, int]]:
-    keys = set()
+    keys: set[tuple[str, int]] = set()
     for source_file, line, n_rows in rows[LINE_COLUMNS].itertuples(index=False):
         if pd.isna(source_file) or pd.isna(line):
             continue

@@ -27,7 +27,13 @@ from governance.contracts import Contract
 from governance.errors import InvalidInputError
 from governance.model_eval import confusion_matrix_png, evaluate_predictions
 from governance.snapshot import build_snapshot
-from governance.training import TrialConfig, load_trained, predict_probabilities, train_trial
+from governance.training import (
+    Accelerator,
+    TrialConfig,
+    load_trained,
+    predict_probabilities,
+    train_trial,
+)
 
 LR_FACTORS = (1.0, 2.0, 0.5, 4.0, 0.25, 8.0, 0.125)
 PARENT, TRIAL = "parent", "trial"
@@ -49,7 +55,7 @@ class FinetuneRequest:
     trials: int = 2
     seed: int = 0
     patience: int = 2
-    accelerator: str = "auto"
+    accelerator: Accelerator = "auto"
     max_train_rows: int | None = None
     max_eval_rows: int | None = None
     promotion_margin: float = 0.005
@@ -265,7 +271,7 @@ def evaluate_and_register(
     run_id = parent["parent_run_id"]
     config = TrialConfig(**best["config"])
     model = load_trained(Path(best["checkpoint"]))
-    classes = list(model.hparams.classes)
+    classes = list(model.hparams["classes"])
     test = _test_split(snapshot_path)
     labels = pd.Index(classes).get_indexer(test[F.LABEL])
     split = tokenize_split(test, load_tokenizer(), classes, config.max_seq_length, "test")

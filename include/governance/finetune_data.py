@@ -12,10 +12,10 @@ loop; ``VersionDataModule`` wraps the same ones for Lightning.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -192,6 +192,11 @@ def trim_padding(batch: Batch) -> Batch:
     }
 
 
+# TokenizedSplit has __getitems__, so the loader hands collate_fn one Batch, not the list of rows
+# torch's stubs describe.
+_COLLATE = cast("Callable[[list[Any]], Batch]", trim_padding)
+
+
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """A generator seeded from (seed, epoch) alone, well mixed so nearby seeds do not correlate."""
     state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
@@ -235,7 +240,7 @@ def train_loader(
         split,
         batch_size=batch_size,
         sampler=EpochShuffleSampler(len(split), seed),
-        collate_fn=trim_padding,
+        collate_fn=_COLLATE,
         num_workers=num_workers,
         # the loader draws worker seeds from its own generator, never from the global one
         generator=torch.Generator().manual_seed(seed),
@@ -248,7 +253,7 @@ def eval_loader(split: TokenizedSplit, batch_size: int, num_workers: int = 0) ->
         split,
         batch_size=batch_size,
         shuffle=False,
-        collate_fn=trim_padding,
+        collate_fn=_COLLATE,
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(0),
     )
@@ -306,7 +311,8 @@ class VersionDataModule(pl.LightningDataModule):
         s = self.settings
         loader = train_loader(self.split(TRAIN), s.batch_size, s.seed, s.num_workers)
         if self._resume is not None:
-            loader.sampler.resume_at(*self._resume)
+            sampler = cast(EpochShuffleSampler, loader.sampler)  # as train_loader builds it
+            sampler.resume_at(*self._resume)
             self._resume = None
         return loader
 

@@ -12,7 +12,7 @@ Conservation is counted in source rows: rows_in == quarantine.n_source_rows.sum(
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -43,7 +43,7 @@ SPLITS = ("train", "val", "test")
 RAW_PREVIEW_CHARS = 500
 
 
-def quarantined_items(items: pd.DataFrame, stage: str, reasons: Sequence[str]) -> pd.DataFrame:
+def quarantined_items(items: pd.DataFrame, stage: str, reasons: Iterable[str]) -> pd.DataFrame:
     """Quarantine rows for whole items (weighted by their source rows), one reason each."""
     return pd.DataFrame(
         {

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from governance.contracts import Contract, GateSpec
+from governance.errors import InvalidInputError
 from governance.frames import SPLITS
 
 
@@ -37,6 +38,8 @@ class Check:
         return f"{value:.1%}" if self.percent else f"{value:.3g}"
 
     def failure(self) -> str:
+        if self.observed is None:
+            raise InvalidInputError(f"check {self.name}: not applicable, so it cannot have failed")
         bound = "max" if self.comparison == "<=" else "min"
         limit = f"{bound} {self.show(self.threshold)}"
         text = f"{self.description} {self.show(self.observed)} (limit: {limit})"

@@ -12,15 +12,21 @@ import contextlib
 import fnmatch
 import gc
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
 from governance import frames
-from governance.contracts import Contract
-from governance.errors import EmptyPartitionError, IngestError, PartitionMissingError
+from governance.contracts import AnnotatorSpec, Contract
+from governance.errors import (
+    EmptyPartitionError,
+    IngestError,
+    InvalidInputError,
+    PartitionMissingError,
+)
 from governance.labels import LabelCanon
 from governance.readers import ParsedFile, read_file
 from governance.tables import annotations_frame, items_frame, quarantine_frame, str_series
@@ -114,7 +120,8 @@ def _records_frame(contract: Contract, parsed: list[ParsedFile]) -> pd.DataFrame
 def _canonicalise(canon: LabelCanon, values: pd.Series) -> pd.Series:
     """Known spellings become their class; unknown ones stay (stripped) so validation names them."""
     mapping = {}
-    for raw, count in values.value_counts(sort=False).items():
+    counts = values.value_counts(sort=False)  # a "str" column: its distinct values are str
+    for raw, count in cast("Iterable[tuple[str, int]]", counts.items()):
         mapping[raw] = canon.canonical(raw, count=int(count)) or raw.strip() or None
     return values.map(mapping).astype("str")
 
@@ -182,12 +189,18 @@ def _with_majority(items: pd.DataFrame, annotations: pd.DataFrame) -> pd.DataFra
     return items
 
 
+def _annotator_spec(contract: Contract) -> AnnotatorSpec:
+    if contract.annotators is None:
+        raise InvalidInputError(f"{contract.name}: the contract declares no annotators")
+    return contract.annotators
+
+
 def _wide_annotations(
     contract: Contract, records: pd.DataFrame, raw: pd.DataFrame, item_ids: pd.Series
 ) -> pd.DataFrame:
     """One vote per non-empty annotator cell, ordered by item then annotator column."""
     parts = []
-    for column in contract.annotators.columns or []:
+    for column in _annotator_spec(contract).columns or []:
         voted = records[column].notna()
         parts.append(
             pd.DataFrame(
@@ -227,7 +240,8 @@ def _assemble_by_record(contract: Contract, valid: pd.DataFrame, raw: pd.DataFra
 def _assemble_long(contract: Contract, valid: pd.DataFrame, raw: pd.DataFrame) -> _Assembled:
     """Long layout: records are votes, grouped into items by the id column."""
     id_column, text_column = contract.id.column, contract.text.column
-    annotator, label = contract.annotators.annotator_column, contract.annotators.label_column
+    spec = _annotator_spec(contract)
+    annotator, label = spec.annotator_column, spec.label_column
     texts_per_id = valid.groupby(id_column, sort=False)[text_column].nunique(dropna=False)
     inconsistent = valid[id_column].isin(texts_per_id.index[texts_per_id > 1])
     rest = valid[~inconsistent]

@@ -119,7 +119,7 @@ def find_suspected_errors(
 ) -> LabelErrorResult:
     """Rank the labelled items whose given label the out-of-fold baseline contradicts."""
     labelled = items[items[F.LABEL].isin(classes)].reset_index(drop=True)
-    labels = pd.Index(classes).get_indexer(labelled[F.LABEL])
+    labels = pd.Index(classes).get_indexer(pd.Index(labelled[F.LABEL]))
     n_folds = usable_folds(labels, folds)
     if len(np.unique(labels)) < 2 or n_folds < 2:
         reason = "suspected label errors: needs two classes with at least two labelled items each"

@@ -118,8 +118,8 @@ def histogram_comparison(
     versions of different sizes compare."""
     fig = Figure(figsize=(WIDTH, 3.0), layout="constrained")
     ax = fig.add_subplot()
-    for i, (name, counts) in enumerate(series.items()):
-        counts = np.asarray(counts, dtype=float)
+    for i, (name, binned) in enumerate(series.items()):
+        counts = np.asarray(binned, dtype=float)
         total = counts.sum()
         shares = counts / total if total > 0 else counts
         ax.stairs(shares, edges, label=name, color=PALETTE[i % len(PALETTE)], linewidth=1.5)

@@ -15,7 +15,7 @@ import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsInt
 
 import pandas as pd
 
@@ -31,7 +31,7 @@ class ConservationError(NonRetryableError, AssertionError):
     """Rows were lost or double counted: publishing would hide it, so the run stops."""
 
 
-def check_conservation(rows_in: int, buckets: Mapping[str, int]) -> dict[str, Any]:
+def check_conservation(rows_in: int, buckets: Mapping[str, SupportsInt]) -> dict[str, Any]:
     """rows_in must equal the sum of the buckets (quarantined, duplicates, train, val, test)."""
     accounted = sum(int(v) for v in buckets.values())
     record = {"rows_in": int(rows_in), **{k: int(v) for k, v in buckets.items()}}

@@ -140,9 +140,10 @@ class _LineReader:
             line_no += 1
             if len(chunk) > fast_max:
                 self.line_no, fast_max = line_no, self._max
-                chunk = self._checked(chunk)
-                if chunk is None:
+                checked = self._checked(chunk)
+                if checked is None:
                     continue
+                chunk = checked
             try:
                 text = chunk.decode(encoding)
             except UnicodeDecodeError as exc:

@@ -149,7 +149,8 @@ def _summary(data: _Input) -> Html:
         status = None
     else:
         status = "published" if m.get("published") else "rejected (not published)"
-    created_by = m.get("created_by") if isinstance(m.get("created_by"), Mapping) else {}
+    creator = m.get("created_by")
+    created_by = creator if isinstance(creator, Mapping) else {}
     rows: list[tuple[str, Any]] = [
         ("dataset", m.get("dataset")),
         ("version", m.get("version")),
@@ -207,7 +208,7 @@ def _gate(data: _Input) -> Html:
 def _counts(data: _Input) -> Html:
     cons = data.manifest.get("conservation") or {}
     rows_in = cons.get("rows_in", lookup(data.manifest, "counts", "rows_in"))
-    buckets = {name: cons.get(name) for name in BUCKETS}
+    buckets: dict[str, Any] = {name: cons.get(name) for name in BUCKETS}
     known = [v for v in buckets.values() if not missing(v)]
     accounted = cons.get("accounted", sum(known) if len(known) == len(buckets) else None)
     holds = cons.get("holds")
@@ -673,7 +674,8 @@ def _class_balance(data: _Input, balance: Mapping[str, Any]) -> list[Html]:
     classes = data.classes(current.keys(), (previous or {}).keys())
     rows = []
     for label in classes:
-        now, before = current.get(label), (previous or {}).get(label)
+        now: Any = current.get(label)
+        before: Any = (previous or {}).get(label)
         change = None if missing(now) or missing(before) else f"{(now - before) * 100:+.2f} pp"
         rows.append((label, pct(now), pct(before), change))
     parts = [

@@ -177,6 +177,7 @@ def image(png: bytes, alt: str) -> Html:
 
 def records(obj: Any, key_header: str = "name", value_header: str = "value") -> Html:
     """A table of a list of records or a mapping of records, whatever keys they carry."""
+    rows: list[Mapping[Any, Any]]
     if isinstance(obj, Mapping):
         rows = [
             {key_header: key, **value}

@@ -71,7 +71,7 @@ def _version_entry(root: Path, folder: Path) -> dict[str, Any]:
     }
 
 
-def build_snapshot(root: Path, dataset: str, version: str) -> Path:
+def build_snapshot(root: Path, dataset: str, version: str | None) -> Path:
     """Write (or reuse, when the same versions are already in it) the snapshot of ``version``."""
     version = resolve_version(root, dataset, version)
     curated = root / "curated" / dataset

@@ -11,7 +11,8 @@ label and identical on every rerun.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import cast
 
 import pandas as pd
 
@@ -31,7 +32,8 @@ def label_split_counts(history: pd.DataFrame | None) -> dict[str, dict[str, int]
     if history is None or history.empty:
         return counts
     labels = history[LABEL].fillna(NO_LABEL).astype(str)
-    for (label, split), n in history.groupby([labels, history[SPLIT]]).size().items():
+    sizes = history.groupby([labels, history[SPLIT]]).size()
+    for (label, split), n in cast("Iterable[tuple[tuple[str, str], int]]", sizes.items()):
         counts.setdefault(label, dict.fromkeys(SPLITS, 0))[split] = int(n)
     return counts
 

@@ -16,13 +16,16 @@ from governance import frames
 
 _INTEGER_COLUMNS = frozenset({frames.SOURCE_LINE, frames.N_SOURCE_ROWS})
 
+# What typed_frame builds from: a frame, columns by name, or records.
+FrameData = pd.DataFrame | Mapping[str, object] | Sequence[Mapping]
+
 
 def str_series(values: Sequence[str | None]) -> pd.Series:
     """A "str" Series from Python strings, built through Arrow (several times faster for 1M)."""
     return pd.Series(pd.array(pa.array(values, type=pa.large_string()), dtype="str"))
 
 
-def typed_frame(data: Mapping[str, object] | Sequence[Mapping], columns: list[str]) -> pd.DataFrame:
+def typed_frame(data: FrameData, columns: list[str]) -> pd.DataFrame:
     """A frame with exactly `columns`, integers as int64 and everything else as "str".
 
     Series values keep their index (align them first); scalars are broadcast.
@@ -33,13 +36,13 @@ def typed_frame(data: Mapping[str, object] | Sequence[Mapping], columns: list[st
     return (frame.astype(retype) if retype else frame).reset_index(drop=True)
 
 
-def quarantine_frame(data: Mapping[str, object] | Sequence[Mapping] = ()) -> pd.DataFrame:
+def quarantine_frame(data: FrameData = ()) -> pd.DataFrame:
     return typed_frame(data, frames.QUARANTINE_COLUMNS)
 
 
-def items_frame(data: Mapping[str, object] | Sequence[Mapping] = ()) -> pd.DataFrame:
+def items_frame(data: FrameData = ()) -> pd.DataFrame:
     return typed_frame(data, frames.ITEM_COLUMNS)
 
 
-def annotations_frame(data: Mapping[str, object] | Sequence[Mapping] = ()) -> pd.DataFrame:
+def annotations_frame(data: FrameData = ()) -> pd.DataFrame:
     return typed_frame(data, frames.ANNOTATION_COLUMNS)

@@ -37,6 +37,7 @@ import mlflow
 import mlflow.pyfunc
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.entities import Dataset as DatasetEntity
 from mlflow.entities import DatasetInput, InputTag, RunTag
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
@@ -47,6 +48,7 @@ from mlflow.protos.databricks_pb2 import (
     RESOURCE_DOES_NOT_EXIST,
     ErrorCode,
 )
+from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from packaging.version import Version
 
@@ -360,7 +362,7 @@ def log_dataset_inputs(client: MlflowClient, run_id: str, snapshot_dir: Path) ->
             # MLflow registers its local source for both "" and "file:" schemes and then
             # warns that a path matches both; either one records the same path
             warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
-            dataset = mlflow.data.from_pandas(
+            dataset = from_pandas(
                 frame,
                 source=str(path.resolve()),
                 targets=F.LABEL,
@@ -466,7 +468,7 @@ class ClassifierSettings:
         )
 
 
-class TextClassifierModel(mlflow.pyfunc.PythonModel):
+class TextClassifierModel(PythonModel):
     """Texts in (a "text" column), class probabilities out (one column per class, rows sum to 1).
 
     Tokenisation, truncation and batching are the ones training and evaluation use, so the
@@ -478,7 +480,7 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
         self._tokenizer: Any = None
         self._settings: ClassifierSettings | None = None
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         settings = ClassifierSettings.read(Path(context.artifacts[SETTINGS_ARTIFACT]))
         self.load(Path(context.artifacts[CHECKPOINT_ARTIFACT]), settings)
 
@@ -497,7 +499,7 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
 
     def predict(
         self,
-        context: mlflow.pyfunc.PythonModelContext | None,
+        context: PythonModelContext | None,
         model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:

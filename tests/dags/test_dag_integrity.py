@@ -120,7 +120,7 @@ def test_parsing_dags_imports_no_heavy_library() -> None:
 def test_an_invalid_contract_is_skipped_with_its_file_and_key_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from governance_airflow.factory import build_all
+    from governance_airflow.catalog import build_all
 
     good = (PROJECT_ROOT / "include" / "contracts" / "sms_spam.yaml").read_text()
     (tmp_path / "sms_spam.yaml").write_text(good)

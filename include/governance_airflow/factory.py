@@ -13,7 +13,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from governance.contracts import Contract, ContractError, contracts_dir, data_root, load_contract
+from governance.contracts import Contract, data_root
 from governance.stages import STAGES, Stage
 from governance_airflow.deadlines import deadline_for
 from governance_airflow.failures import record_failure
@@ -211,28 +211,3 @@ def without_deadlines(dag: DAG) -> DAG:
     """
     dag.deadline = None
     return dag
-
-
-def build_all(directory: Any = None) -> dict[str, DAG]:
-    """The governance and fine-tune DAGs of every valid contract and the watchdog over them; an
-    invalid contract is logged with its file and key, and the others still get their DAGs."""
-    from governance_airflow.finetune_factory import build_finetune_dag
-    from governance_airflow.reconcile_factory import build_reconcile_dag
-    from governance_airflow.watchdog_factory import WATCHDOG_DAG_ID, build_watchdog_dag
-
-    directory = directory or contracts_dir()
-    dags: dict[str, DAG] = {}
-    contracts = []
-    for path in sorted(directory.glob("*.yaml")):
-        try:
-            contract = load_contract(path)
-        except ContractError as exc:
-            log.error("Skipping invalid dataset contract: %s", exc)
-            continue
-        contracts.append(contract)
-        dags[contract.dag_id] = build_governance_dag(contract)
-        dags[contract.finetune_dag_id] = build_finetune_dag(contract)
-        dags[contract.reconcile_dag_id] = build_reconcile_dag(contract)
-    if contracts:
-        dags[WATCHDOG_DAG_ID] = build_watchdog_dag(contracts)
-    return dags

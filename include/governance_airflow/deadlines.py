@@ -24,12 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
-
 from governance import metrics
 
 if TYPE_CHECKING:
+    # airflow/sdk/__init__.pyi leaves these out; at run time they come from the public module
+    from airflow.sdk.definitions.callback import AsyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
     from governance.contracts import Contract
+else:
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
 log = logging.getLogger(__name__)
 

@@ -124,5 +124,6 @@ def build_finetune_dag(contract: Contract) -> DAG:
         trials = plan()
         parent >> trials
         results = train.partial(parent=parent).expand(trial=trials)
-        register(results, parent)
+        # @task's typing wants the resolved values; Airflow resolves these XComArgs at run time
+        register(results, parent)  # type: ignore[arg-type]
     return dag

@@ -46,8 +46,8 @@ def connection_tracking_uri(conn_id: str = MLFLOW_CONNECTION) -> str | None:
 def triggering_version(context: Any) -> str | None:
     """The version named by the newest Asset event that triggered this run, if any."""
     events = context.get("triggering_asset_events") or {}
-    versions = [(event.extra or {}).get("version") for batch in events.values() for event in batch]
-    versions = [v for v in versions if v]
+    named = [(event.extra or {}).get("version") for batch in events.values() for event in batch]
+    versions: list[str] = [v for v in named if v]
     return max(versions) if versions else None
 
 
