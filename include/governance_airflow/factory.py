@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 # The first retry's delay; the backoff doubles it each try, with jitter, up to the cap.
-DEFAULT_RETRY_DELAY = dt.timedelta(seconds=30)
+DEFAULT_RETRY_DELAY = dt.timedelta(seconds=20)
 
 
 def task_defaults(owner: str) -> dict[str, Any]:
@@ -156,7 +156,7 @@ def stage_task(stage: Stage, contract: Contract, stages: tuple[Stage, ...], asse
     """The task that runs one stage; the publishing stage also emits the dataset's Asset event."""
     if stage.publishes:
 
-        @task(task_id=stage.task_id, doc_md=stage.doc, outlets=[asset])
+        @task(task_id=stage.task_id, doc_md=stage.doc, outlets=[asset], multiple_outputs=False)
         def publish() -> dict[str, Any]:
             context = get_current_context()
             manifest = run_stage(stage, contract, context, stages)
@@ -164,7 +164,8 @@ def stage_task(stage: Stage, contract: Contract, stages: tuple[Stage, ...], asse
 
         return publish()
 
-    @task(task_id=stage.task_id, doc_md=stage.doc)
+    # One XCom per task: the summary whole, not one more per key.
+    @task(task_id=stage.task_id, doc_md=stage.doc, multiple_outputs=False)
     def run() -> dict[str, Any]:
         return run_stage(stage, contract, get_current_context(), stages)
 

@@ -95,7 +95,7 @@ def build_finetune_dag(contract: Contract) -> DAG:
         doc_md=__doc__,
     ) as dag:
 
-        @task
+        @task(multiple_outputs=False)
         def prepare() -> dict[str, Any]:
             return run_step("prepare", contract, get_current_context())
 
@@ -108,11 +108,12 @@ def build_finetune_dag(contract: Contract) -> DAG:
             queue=GPU_QUEUE,
             executor_config=gpu_executor_config(),
             execution_timeout=TRAINING_TIMEOUT,
+            multiple_outputs=False,
         )
         def train(trial: dict[str, Any], parent: dict[str, Any]) -> dict[str, Any]:
             return run_step("train", contract, get_current_context(), trial=trial, parent=parent)
 
-        @task
+        @task(multiple_outputs=False)
         def register(results: list[dict[str, Any]], parent: dict[str, Any]) -> dict[str, Any]:
             # Indexing up to len() reads exactly the mapped results (iterating probes one more).
             finished = [results[index] for index in range(len(results))]
