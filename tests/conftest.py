@@ -24,17 +24,22 @@ TEST_AIRFLOW_HOMES = PROJECT_ROOT / ".airflow-test"
 # One home per test process, so two test runs side by side never share a metadata database.
 TEST_AIRFLOW_HOME = TEST_AIRFLOW_HOMES / str(os.getpid())
 
-os.environ.update(
-    {
-        "AIRFLOW_HOME": str(TEST_AIRFLOW_HOME),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{TEST_AIRFLOW_HOME}/airflow.db",
+
+def embedded_airflow_env(home: Path) -> dict[str, str]:
+    """An embedded Airflow (SQLite, LocalExecutor) with its home at ``home`` and this project's
+    DAGs and plugins, offline."""
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "HF_HUB_OFFLINE": "1",
     }
-)
+
+
+os.environ.update(embedded_airflow_env(TEST_AIRFLOW_HOME))
 
 
 def _pid_alive(name: str) -> bool:

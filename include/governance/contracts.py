@@ -21,6 +21,8 @@ CONTRACTS_DIR_ENV = "GOVERNANCE_CONTRACTS_DIR"
 DATA_ROOT_ENV = "GOVERNANCE_DATA_ROOT"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+# A day: a partition of the landing zone, a dataset version, a contract's start.
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 
 class ContractError(NonRetryableError, ValueError):
@@ -129,7 +131,9 @@ class IdSpec(_Strict):
 
 
 class DedupSpec(_Strict):
-    near_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    near_threshold: float = Field(
+        default=0.8, gt=0.0, le=1.0, title="Near-duplicate Jaccard threshold"
+    )
     ngram: int = Field(default=1, ge=1, le=5)
     num_perm: int = Field(default=128, ge=16, le=512)
     near_action: Literal["drop", "keep"] = "drop"
@@ -175,12 +179,18 @@ class HistorySpec(_Strict):
 class GateSpec(_Strict):
     """Thresholds a version must meet to be published; any one failing stops the fine-tune."""
 
-    max_quarantine_rate: float = Field(default=0.2, ge=0.0, le=1.0)
-    max_duplicate_rate: float = Field(default=0.5, ge=0.0, le=1.0)
-    min_alpha: float = Field(default=0.4, ge=-1.0, le=1.0)
-    max_suspected_error_rate: float = Field(default=0.1, ge=0.0, le=1.0)
-    min_rows_per_class_per_split: int = Field(default=1, ge=0)
-    max_class_drift: float = Field(default=0.2, ge=0.0, le=1.0)
+    max_quarantine_rate: float = Field(default=0.2, ge=0.0, le=1.0, title="Max quarantine rate")
+    max_duplicate_rate: float = Field(default=0.5, ge=0.0, le=1.0, title="Max duplicate rate")
+    min_alpha: float = Field(default=0.4, ge=-1.0, le=1.0, title="Min Krippendorff's alpha")
+    max_suspected_error_rate: float = Field(
+        default=0.1, ge=0.0, le=1.0, title="Max suspected label error rate"
+    )
+    min_rows_per_class_per_split: int = Field(
+        default=1, ge=0, title="Min items per class per split"
+    )
+    max_class_drift: float = Field(
+        default=0.2, ge=0.0, le=1.0, title="Max change of a class share vs the previous version"
+    )
 
 
 class AuditSpec(_Strict):
@@ -197,12 +207,12 @@ class FinetuneSpec(_Strict):
     """Defaults of the fine-tune DAG (each overridable from its trigger form) and the margin a
     challenger must beat the champion by to be promoted."""
 
-    epochs: int = Field(default=3, ge=1)
-    learning_rate: float = Field(default=5e-5, gt=0)
-    batch_size: int = Field(default=32, ge=1)
-    max_seq_length: int = Field(default=128, ge=8, le=512)
-    trials: int = Field(default=2, ge=1, le=7)
-    seed: int = 0
+    epochs: int = Field(default=3, ge=1, le=100, title="Epochs")
+    learning_rate: float = Field(default=5e-5, gt=0, le=1, title="Learning rate")
+    batch_size: int = Field(default=32, ge=1, le=1024, title="Batch size")
+    max_seq_length: int = Field(default=128, ge=8, le=512, title="Max sequence length")
+    trials: int = Field(default=2, ge=1, le=7, title="Number of trials")
+    seed: int = Field(default=0, ge=0, title="Seed")
     patience: int = Field(default=2, ge=1)
     max_train_rows: int | None = Field(default=None, ge=1)
     max_eval_rows: int | None = Field(default=None, ge=1)
@@ -217,7 +227,7 @@ class Contract(_Strict):
     tags: list[str] = Field(default_factory=list)
     schedule: str = "@daily"
     # The dataset's first day: the DAG starts there, and every day from it settles in order.
-    start_date: str = Field(default="2026-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    start_date: str = Field(default="2026-01-01", pattern=DAY_PATTERN)
     # Runs of the governance DAG at once: they overlap in the stages that read no history.
     max_active_runs: int = Field(default=4, ge=1)
     source: SourceSpec

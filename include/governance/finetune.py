@@ -22,8 +22,8 @@ from mlflow.entities import RunStatus
 
 from governance import frames as F
 from governance import metrics as governance_metrics
-from governance import tracking
-from governance.contracts import Contract
+from governance import promotion, run_inputs, serving, tracking
+from governance.contracts import Contract, FinetuneSpec
 from governance.errors import InvalidInputError
 from governance.model_eval import confusion_matrix_png, evaluate_predictions
 from governance.snapshot import build_snapshot
@@ -39,6 +39,7 @@ LR_FACTORS = (1.0, 2.0, 0.5, 4.0, 0.25, 8.0, 0.125)
 PARENT, TRIAL = "parent", "trial"
 ROLE_TAG, TRIAL_TAG, DRY_RUN_TAG = "governance.role", "governance.trial", "governance.dry_run"
 SELECTION_METRIC = "val_macro_f1"
+_DEFAULTS = FinetuneSpec()
 TEST_METRIC = "test_macro_f1"
 
 
@@ -48,16 +49,16 @@ class FinetuneRequest:
 
     dataset: str
     version: str | None = None
-    epochs: int = 3
-    learning_rate: float = 5e-5
-    batch_size: int = 32
-    max_seq_length: int = 128
-    trials: int = 2
-    seed: int = 0
-    patience: int = 2
+    epochs: int = _DEFAULTS.epochs
+    learning_rate: float = _DEFAULTS.learning_rate
+    batch_size: int = _DEFAULTS.batch_size
+    max_seq_length: int = _DEFAULTS.max_seq_length
+    trials: int = _DEFAULTS.trials
+    seed: int = _DEFAULTS.seed
+    patience: int = _DEFAULTS.patience
     accelerator: Accelerator = "auto"
-    max_train_rows: int | None = None
-    max_eval_rows: int | None = None
+    max_train_rows: int | None = _DEFAULTS.max_train_rows
+    max_eval_rows: int | None = _DEFAULTS.max_eval_rows
     promotion_margin: float = 0.005
     dry_run: bool = False
 
@@ -88,21 +89,13 @@ class RunContext:
 
 def trial_grid(request: FinetuneRequest) -> list[dict[str, Any]]:
     """A grid over the learning rate around the requested one, one trial per value."""
+    requested = asdict(request)
+    shared = {f.name: requested[f.name] for f in fields(TrialConfig) if f.name in requested}
     return [
         {
             "index": index,
             "config": asdict(
-                TrialConfig(
-                    epochs=request.epochs,
-                    learning_rate=request.learning_rate * factor,
-                    batch_size=request.batch_size,
-                    max_seq_length=request.max_seq_length,
-                    seed=request.seed,
-                    accelerator=request.accelerator,
-                    max_train_rows=request.max_train_rows,
-                    max_eval_rows=request.max_eval_rows,
-                    patience=request.patience,
-                )
+                TrialConfig(**{**shared, "learning_rate": request.learning_rate * factor})
             ),
         }
         for index, factor in enumerate(LR_FACTORS[: request.trials])
@@ -130,7 +123,7 @@ def _find_run(client: MlflowClient, experiment_id: str, context: RunContext, rol
     return found[0] if found else None
 
 
-def _tags(context: RunContext, snapshot: tracking.Snapshot) -> dict[str, str]:
+def _tags(context: RunContext, snapshot: run_inputs.Snapshot) -> dict[str, str]:
     return tracking.lineage_tags(
         dag_id=context.dag_id,
         run_id=context.run_id,
@@ -146,7 +139,7 @@ def start_parent_run(request: FinetuneRequest, context: RunContext) -> dict[str,
     """Snapshot the version and open (or find) the DAG run's parent MLflow run with its
     lineage: tags, the three splits as inputs, the governance report and manifests."""
     snapshot_path = build_snapshot(context.root, request.dataset, request.version)
-    snapshot = tracking.read_snapshot(snapshot_path)
+    snapshot = run_inputs.read_snapshot(snapshot_path)
     client = tracking.connect(context.tracking_uri)
     experiment_id = tracking.ensure_experiment(client, request.dataset)
     run = _find_run(client, experiment_id, context, PARENT)
@@ -156,8 +149,8 @@ def start_parent_run(request: FinetuneRequest, context: RunContext) -> dict[str,
             run_name=f"{request.dataset}@{snapshot.version} {context.run_id}",
             tags={ROLE_TAG: PARENT, **_run_key(context)},
         )
-        tracking.log_dataset_inputs(client, run.info.run_id, snapshot_path)
-        tracking.log_version_artifacts(client, run.info.run_id, snapshot_path)
+        run_inputs.log_dataset_inputs(client, run.info.run_id, snapshot_path)
+        run_inputs.log_version_artifacts(client, run.info.run_id, snapshot_path)
     run_id = run.info.run_id
     tracking.set_tags(
         client, run_id, {**_tags(context, snapshot), DRY_RUN_TAG: str(request.dry_run).lower()}
@@ -182,7 +175,7 @@ def run_trial(
     from pytorch_lightning.loggers import MLFlowLogger
 
     snapshot_path = Path(parent["snapshot"])
-    snapshot = tracking.read_snapshot(snapshot_path)
+    snapshot = run_inputs.read_snapshot(snapshot_path)
     client = tracking.connect(context.tracking_uri)
     experiment_id = tracking.ensure_experiment(client, dataset)
     index = int(trial["index"])
@@ -300,17 +293,17 @@ def evaluate_and_register(
         client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
         return {**outcome, "registered": None, "promoted": False, "reason": "dry run"}
     examples = test[F.TEXT].head(3).tolist()
-    model_uri = tracking.log_classifier(
+    model_uri = serving.log_classifier(
         client, run_id, Path(best["checkpoint"]), classes, config.max_seq_length, examples
     )
-    name = tracking.registered_model_name(request.dataset)
-    registered = tracking.register(client, model_uri, name, run_id)
+    name = promotion.registered_model_name(request.dataset)
+    registered = promotion.register(client, model_uri, name, run_id)
 
     def champion_on_this_split(version) -> float:
         probabilities = _probabilities_of(f"models:/{name}/{version.version}", test[F.TEXT])
         return evaluate_predictions(labels, probabilities, classes)["macro_f1"]
 
-    decision = tracking.promote_if_better(
+    decision = promotion.promote_if_better(
         client,
         name,
         registered.version,
@@ -320,7 +313,7 @@ def evaluate_and_register(
         champion_score=champion_on_this_split,
     )
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
-    current = tracking.champion(client, name)
+    current = promotion.champion(client, name)
     outcome = {
         **outcome,
         "model_name": name,

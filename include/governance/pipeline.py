@@ -18,7 +18,7 @@ import pandas as pd
 from governance import frames as F
 from governance import metrics
 from governance.audit import AUDIT_TABLES, run_audit
-from governance.contracts import Contract, data_root
+from governance.contracts import DAY_PATTERN, Contract, data_root
 from governance.dedup import DedupConfig, deduplicate
 from governance.errors import GateFailedError, InvalidInputError
 from governance.gate import evaluate_gate
@@ -42,7 +42,7 @@ from governance.report import render_report
 from governance.split import assign_splits, split_sizes
 from governance.stages import STAGES, Stage, quarantine_tables, stage_named
 
-DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+A_DAY = re.compile(DAY_PATTERN)
 INDEX_TABLE = "index"
 PUBLISHED_COLUMNS = [*F.ITEM_COLUMNS, F.CLUSTER_ID, F.SPLIT]
 
@@ -60,7 +60,7 @@ class DayRun:
     stages: tuple[Stage, ...] = STAGES
 
     def __post_init__(self) -> None:
-        if not DAY_PATTERN.match(self.day):
+        if not A_DAY.match(self.day):
             raise InvalidInputError(f"day must be YYYY-MM-DD, got {self.day!r}")
 
     @property
@@ -162,7 +162,7 @@ def published_versions(curated_root: Path, before: str | None = None) -> list[st
         return []
     days = []
     for child in sorted(curated_root.iterdir()):
-        if not (DAY_PATTERN.match(child.name) and (child / MANIFEST).exists()):
+        if not (A_DAY.match(child.name) and (child / MANIFEST).exists()):
             continue
         if before is not None and child.name >= before:
             continue

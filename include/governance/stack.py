@@ -26,14 +26,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from governance.processes import http_ok, is_zombie, signal_group
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = PROJECT_ROOT / "docker" / "docker-compose.yaml"
@@ -420,7 +420,7 @@ class Stack:
             os.kill(pid, 0)
         except ProcessLookupError:
             return None
-        return None if _is_zombie(pid) else pid
+        return None if is_zombie(pid) else pid
 
     def stop(self, name: str, sig: int = signal.SIGTERM, wait: float = 30) -> bool:
         """Signal the service's whole process group; SIGKILL what is left after ``wait``."""
@@ -429,11 +429,11 @@ class Stack:
         if pid is None:
             path.unlink(missing_ok=True)
             return False
-        _signal_group(pid, sig)
+        signal_group(pid, sig)
         deadline = time.monotonic() + wait
         while self.pid(name) and time.monotonic() < deadline:
             time.sleep(0.2)
-        _signal_group(pid, signal.SIGKILL)
+        signal_group(pid, signal.SIGKILL)
         path.unlink(missing_ok=True)
         return True
 
@@ -454,71 +454,46 @@ class Stack:
         return found
 
 
-def _is_zombie(pid: int) -> bool:
+@contextlib.contextmanager
+def _admin_connection(settings: StackSettings) -> Iterator[Any]:
+    """A cursor on the machine's PostgreSQL, outside any transaction (CREATE and DROP DATABASE
+    cannot run in one)."""
+    import psycopg2
+
+    connection = psycopg2.connect(
+        host=settings.postgres_host,
+        port=settings.postgres_port,
+        user=settings.postgres_user,
+        dbname="postgres",
+    )
+    connection.autocommit = True
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def http_ok(url: str, timeout: float = 3) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= response.status < 300
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+        with connection.cursor() as cursor:
+            yield cursor
+    finally:
+        connection.close()
 
 
 def create_database(settings: StackSettings, name: str) -> bool:
     """Create ``name`` on the machine's PostgreSQL unless it exists; True when created."""
-    import psycopg2
     from psycopg2 import sql
 
-    connection = psycopg2.connect(
-        host=settings.postgres_host,
-        port=settings.postgres_port,
-        user=settings.postgres_user,
-        dbname="postgres",
-    )
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cursor.fetchone():
-                return False
-            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            return True
-    finally:
-        connection.close()
+    with _admin_connection(settings) as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if cursor.fetchone():
+            return False
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return True
 
 
 def drop_databases(settings: StackSettings) -> None:
     """Drop the stack's databases (a test stack's clean-up)."""
-    import psycopg2
     from psycopg2 import sql
 
-    connection = psycopg2.connect(
-        host=settings.postgres_host,
-        port=settings.postgres_port,
-        user=settings.postgres_user,
-        dbname="postgres",
-    )
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            for database in ("airflow", "mlflow"):
-                cursor.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(settings.database(database))
-                    )
-                )
-    finally:
-        connection.close()
+    with _admin_connection(settings) as cursor:
+        for database in ("airflow", "mlflow"):
+            name = sql.Identifier(settings.database(database))
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
 
 def serve_statsd(port: int) -> None:

@@ -26,6 +26,7 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 from torch.utils.data import DataLoader
 
+from governance.contracts import FinetuneSpec
 from governance.errors import InvalidInputError
 from governance.finetune_data import TRAIN, VAL, DataSettings, VersionDataModule
 from governance.finetune_model import TextClassifier
@@ -33,6 +34,8 @@ from governance.finetune_model import TextClassifier
 VAL_METRIC = "val_macro_f1"
 LAST_CHECKPOINT = "last.ckpt"
 Accelerator = Literal["auto", "cpu", "gpu"]
+# The contract's fine-tune defaults are the defaults of a trial too.
+_DEFAULTS = FinetuneSpec()
 # Pre-tokenised tensors need no loader workers, so Lightning's advice to add some is noise.
 _IGNORED_WARNINGS = (r".*does not have many workers.*",)
 # On a resume the folder holds the interrupted attempt's checkpoints, and the data module restores
@@ -47,15 +50,15 @@ _IGNORED_ON_RESUME = (
 class TrialConfig:
     """Everything that decides a trial's outcome; two runs with equal configs train alike."""
 
-    epochs: int = 3
-    learning_rate: float = 5e-5
-    batch_size: int = 32
-    max_seq_length: int = 128
-    seed: int = 0
+    epochs: int = _DEFAULTS.epochs
+    learning_rate: float = _DEFAULTS.learning_rate
+    batch_size: int = _DEFAULTS.batch_size
+    max_seq_length: int = _DEFAULTS.max_seq_length
+    seed: int = _DEFAULTS.seed
     accelerator: Accelerator = "auto"
-    max_train_rows: int | None = None
-    max_eval_rows: int | None = None
-    patience: int = 2
+    max_train_rows: int | None = _DEFAULTS.max_train_rows
+    max_eval_rows: int | None = _DEFAULTS.max_eval_rows
+    patience: int = _DEFAULTS.patience
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     checkpoint_every_n_steps: int = 200

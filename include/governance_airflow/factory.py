@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, Literal
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, get_current_context, task
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from governance.contracts import Contract, data_root
 from governance.stages import STAGES, Stage
 from governance_airflow.deadlines import deadline_for
 from governance_airflow.failures import record_failure
+from governance_airflow.params import governance_params
 from governance_airflow.retries import GOVERNANCE_RETRY_POLICY
 from governance_airflow.runtime import run_stage
 from governance_airflow.sensors import HistorySettledSensor, LandingPartitionSensor
 
 log = logging.getLogger(__name__)
 
-DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 # The first retry's delay; the backoff doubles it each try, with jitter, up to the cap.
 DEFAULT_RETRY_DELAY = dt.timedelta(seconds=20)
 
@@ -44,6 +44,20 @@ def task_defaults(owner: str) -> dict[str, Any]:
     }
 
 
+def contract_dag_arguments(
+    contract: Contract, kind: Literal["governance", "finetune"]
+) -> dict[str, Any]:
+    """What every DAG of a contract shares: its start, no catch-up (a backfill is explicit),
+    the task defaults, the deadline alert of its kind and its tags."""
+    return {
+        "start_date": dt.datetime.fromisoformat(contract.start_date).replace(tzinfo=dt.UTC),
+        "catchup": False,
+        "default_args": task_defaults(contract.owner),
+        "deadline": deadline_for(contract, kind),
+        "tags": [kind, contract.name, *contract.tags],
+    }
+
+
 def curated_asset(contract: Contract) -> Asset:
     """The published versions of a dataset; fine-tune DAGs are scheduled on it.
 
@@ -56,74 +70,6 @@ def curated_asset(contract: Contract) -> Asset:
     )
 
 
-def optional_override(title: str, current: Any, kind: str = "number", **schema: Any) -> Param:
-    """An optional form field that overrides a contract value for one run; empty keeps it."""
-    return Param(
-        None,
-        type=["null", kind],
-        title=title,
-        description=f"Empty: the contract's {current}.",
-        **schema,
-    )
-
-
-def _rate(title: str, current: float) -> Param:
-    return optional_override(title, current, minimum=0, maximum=1)
-
-
-def manual_params(contract: Contract) -> dict[str, Param]:
-    """The trigger form. JSON-schema validation refuses a bad value before any task runs."""
-    return {
-        "day": Param(
-            None,
-            type=["null", "string"],
-            pattern=DAY_PATTERN,
-            format="date",
-            title="Partition date",
-            description="YYYY-MM-DD; empty: the run's data interval start.",
-        ),
-        "dry_run": Param(
-            False,
-            type="boolean",
-            title="Dry run",
-            description="Compute everything, publish nothing.",
-        ),
-        "near_threshold": Param(
-            None,
-            type=["null", "number"],
-            exclusiveMinimum=0,
-            maximum=1,
-            title="Near-duplicate Jaccard threshold",
-            description=f"Empty: the contract's {contract.dedup.near_threshold}.",
-        ),
-        **gate_params(contract),
-    }
-
-
-def gate_params(contract: Contract) -> dict[str, Param]:
-    """One optional override per gate threshold; empty keeps the contract's value."""
-    gate = contract.gate
-    return {
-        "max_quarantine_rate": _rate("Max quarantine rate", gate.max_quarantine_rate),
-        "max_duplicate_rate": _rate("Max duplicate rate", gate.max_duplicate_rate),
-        "min_alpha": optional_override(
-            "Min Krippendorff's alpha", gate.min_alpha, minimum=-1, maximum=1
-        ),
-        "max_suspected_error_rate": _rate(
-            "Max suspected label error rate", gate.max_suspected_error_rate
-        ),
-        "min_rows_per_class_per_split": optional_override(
-            "Min items per class per split",
-            gate.min_rows_per_class_per_split,
-            kind="integer",
-            minimum=0,
-        ),
-        "max_class_drift": _rate(
-            "Max change of a class share vs the previous version", gate.max_class_drift
-        ),
-    }
-
-
 def build_governance_dag(contract: Contract, stages: tuple[Stage, ...] = STAGES) -> DAG:
     """The nightly DAG: the landing sensor, then one task per stage of ``stages`` in order, the
     history sensor before the first stage that needs every earlier day settled."""
@@ -132,14 +78,10 @@ def build_governance_dag(contract: Contract, stages: tuple[Stage, ...] = STAGES)
         dag_id=contract.dag_id,
         description=contract.description or f"Nightly governance of {contract.name}",
         schedule=CronDataIntervalTimetable(contract.schedule, timezone="UTC"),
-        start_date=dt.datetime.fromisoformat(contract.start_date).replace(tzinfo=dt.UTC),
-        catchup=False,
         max_active_runs=contract.max_active_runs,
-        default_args=task_defaults(contract.owner),
-        params=manual_params(contract),
-        deadline=deadline_for(contract, "governance"),
-        tags=["governance", contract.name, *contract.tags],
+        params=governance_params(contract),
         doc_md=__doc__,
+        **contract_dag_arguments(contract, "governance"),
     ) as dag:
         previous: Any = LandingPartitionSensor(task_id="wait_for_partition", contract=contract)
         waited = False

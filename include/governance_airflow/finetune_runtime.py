@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from governance.contracts import Contract, data_root
+from governance_airflow.params import REQUEST_PARAMS
 from governance_airflow.retries import failing_fast
 
 if TYPE_CHECKING:
@@ -19,16 +20,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MLFLOW_CONNECTION = "mlflow_default"
-REQUEST_PARAMS = (
-    "epochs",
-    "learning_rate",
-    "batch_size",
-    "max_seq_length",
-    "trials",
-    "seed",
-    "accelerator",
-    "dry_run",
-)
 
 
 def connection_tracking_uri(conn_id: str = MLFLOW_CONNECTION) -> str | None:

@@ -11,17 +11,13 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
-from governance.contracts import Contract, GateSpec
+from governance.contracts import Contract
 from governance.stages import STAGES, Stage
+from governance_airflow.params import overridden
 from governance_airflow.retries import failing_fast
 
 if TYPE_CHECKING:
     from governance.pipeline import DayRun
-
-PARAM_OVERRIDES = {
-    "near_threshold": ("dedup", "near_threshold"),
-    **{name: ("gate", name) for name in GateSpec.model_fields},
-}
 
 
 def worker_hostname() -> str:
@@ -46,27 +42,13 @@ def resolve_day(context: Any) -> str:
     return moment.date().isoformat() if isinstance(moment, dt.datetime) else str(moment)[:10]
 
 
-def effective_contract(contract: Contract, params: dict[str, Any]) -> Contract:
-    """The contract with the thresholds a manual trigger overrode."""
-    sections: dict[str, dict[str, Any]] = {}
-    for param, (section, key) in PARAM_OVERRIDES.items():
-        if params.get(param) is not None:
-            sections.setdefault(section, {})[key] = params[param]
-    if not sections:
-        return contract
-    raw = contract.model_dump()
-    for section, values in sections.items():
-        raw[section] = {**raw[section], **values}
-    return Contract.model_validate(raw)
-
-
 def day_run(contract: Contract, context: Any, stages: tuple[Stage, ...] = STAGES) -> DayRun:
     from governance.pipeline import DayRun
 
     params = context.get("params") or {}
     ti = context["ti"]
     return DayRun(
-        contract=effective_contract(contract, params),
+        contract=overridden(contract, params),
         day=resolve_day(context),
         run_id=context["run_id"],
         dry_run=bool(params.get("dry_run", False)),

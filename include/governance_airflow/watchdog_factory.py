@@ -37,13 +37,13 @@ def check_history(contract: Contract) -> Any:
 
 
 def check_champion(contract: Contract) -> Any:
-    from governance import tracking
+    from governance import promotion, tracking
     from governance.watchdog import champion_age
     from governance_airflow.finetune_runtime import connection_tracking_uri
 
     client = tracking.connect(connection_tracking_uri())
-    name = tracking.registered_model_name(contract.name)
-    version = tracking.champion(client, name)
+    name = promotion.registered_model_name(contract.name)
+    version = promotion.champion(client, name)
     created = None
     if version is not None:
         created = dt.datetime.fromtimestamp(version.creation_timestamp / 1000, dt.UTC)

@@ -9,7 +9,6 @@ pipeline run one day at a time in this process.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import shutil
 import subprocess
@@ -18,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from governance.demo_feed import generate_feed
 from governance.errors import GateFailedError
 from governance.history import Ledger, verify
 from governance.pipeline import DayRun, run_day
 from tests.conftest import PROJECT_ROOT
+from tests.feeds import demo_feed
 from tests.integration.helpers import data_file_digests, quick_contract, version
 
 pytestmark = pytest.mark.airflow
@@ -84,14 +83,7 @@ def backfill_concurrently(root: Path, airflow_db: Path, homes: Path) -> list[str
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("feed")
-    generate_feed(
-        source / "landing",
-        source / "truth",
-        dt.date.fromisoformat(START),
-        len(DAYS),
-        items_per_day=250,
-        seed=5,
-    )
+    demo_feed(source, START, len(DAYS), items_per_day=250, seed=5)
     return source / "landing"
 
 

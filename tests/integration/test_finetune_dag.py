@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from governance import tracking
+from governance import lineage, promotion, tracking
 from governance.contracts import contracts_dir, load_contract
 from governance.finetune import ROLE_TAG
 from tests.conftest import private_mlflow
@@ -110,8 +110,8 @@ def test_a_run_leaves_its_whole_lineage_in_mlflow(root: Path, first) -> None:
     name = "demo_reviews-classifier"
     version = client.get_model_version(name, outcome["registered"])
     assert version.run_id == run.info.run_id
-    assert tracking.champion(client, name).version == version.version
-    lines = "\n".join(tracking.lineage_chain(client, name))
+    assert promotion.champion(client, name).version == version.version
+    lines = "\n".join(lineage.lineage_chain(client, name))
     assert dag_run.run_id in lines and manifest_sha in lines
 
 
@@ -124,11 +124,11 @@ def test_only_a_challenger_that_beats_the_champion_is_promoted(root, first) -> N
     assert {k: v[0] for k, v in states.items() if k == "train"} == {"train": "success"}
     assert trained["metrics"]["test_macro_f1"] > untrained["metrics"]["test_macro_f1"] + 0.005
     assert trained["promoted"], trained["reason"]
-    assert tracking.champion(client, name).version == int(trained["registered"])
+    assert promotion.champion(client, name).version == int(trained["registered"])
 
     _, again = finetune(UNTRAINED)
     assert not again["promoted"]
-    assert tracking.champion(client, name).version == int(trained["registered"])
+    assert promotion.champion(client, name).version == int(trained["registered"])
     tags = client.get_model_version(name, again["registered"]).tags
     assert tags["promotion"] == "rejected"
     assert "does not beat" in tags["promotion.reason"]

@@ -12,6 +12,7 @@ import pytest
 from governance.frames import SPLITS
 from governance.publish import read_manifest
 from tests.conftest import SENTI4SD_CSV, SMS_SPAM_TSV
+from tests.feeds import demo_feed
 from tests.gate_feed import EXPECTED_FAILURES, write_failing_day
 from tests.integration.helpers import (
     asset_events,
@@ -64,16 +65,7 @@ def senti(module_root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def demo(module_root: Path):
-    from governance.demo_feed import generate_feed
-
-    truths = generate_feed(
-        module_root / "landing",
-        module_root / "truth",
-        dt.date.fromisoformat(DEMO_DAYS[0]),
-        len(DEMO_DAYS),
-        items_per_day=300,
-        seed=3,
-    )
+    truths = demo_feed(module_root, DEMO_DAYS[0], len(DEMO_DAYS), items_per_day=300, seed=3)
     run_days("demo_reviews", DEMO_DAYS)
     return module_root, truths
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from governance_airflow.embedded import PIDS_FILE
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, embedded_airflow_env
 
 pytestmark = pytest.mark.airflow
 
@@ -42,14 +42,9 @@ def private_env(base: Path) -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith(("AIRFLOW__", "MLFLOW_", "GOVERNANCE_"))
     }
+    env.update(embedded_airflow_env(home))
     env.update(
         {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             # The environment's connection wins over the one airflow_settings.yaml stores.
             "AIRFLOW_CONN_MLFLOW_DEFAULT": f'{{"conn_type": "generic", "extra": '
@@ -59,7 +54,6 @@ def private_env(base: Path) -> dict[str, str]:
             "MLFLOW_LOGGING_LEVEL": "ERROR",
             "GOVERNANCE_DATA_ROOT": str(base / "data"),
             "GOVERNANCE_MLFLOW_ARTIFACTS": str(base / "mlflow" / "artifacts"),
-            "HF_HUB_OFFLINE": "1",
             "PYTHONPATH": f"{PROJECT_ROOT / 'plugins'}{os.pathsep}{PROJECT_ROOT / 'dags'}",
         }
     )

@@ -225,24 +225,6 @@ def test_the_sqlite_lock_wait_is_set_for_sqlite_only() -> None:
     assert embedded.database_env("postgresql+psycopg2://u@h/db") == {}
 
 
-def group_of(command: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["sh", "-c", command], start_new_session=True)
-
-
-def test_stop_group_ends_the_leader_and_its_children() -> None:
-    process = group_of("sleep 60 & sleep 60 & wait")
-    embedded.stop_group(process.pid, grace=10, reap=process.poll)
-    assert process.poll() is not None
-    assert not embedded.group_alive(process.pid)
-
-
-def test_stop_group_kills_what_ignores_sigterm() -> None:
-    process = group_of("trap '' TERM; sleep 60 & wait")
-    embedded.stop_group(process.pid, grace=0.5, reap=process.poll)
-    process.wait(timeout=10)
-    assert not embedded.group_alive(process.pid)
-
-
 def test_leftovers_are_stopped_only_when_they_still_run_airflow(tmp_path: Path) -> None:
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:

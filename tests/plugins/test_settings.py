@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,21 +35,49 @@ airflow:
 def test_every_object_is_created_and_a_second_apply_updates_it(
     tmp_path: Path, airflow_db: Path
 ) -> None:
-    from airflow.models import Connection, Pool, Variable
-    from airflow.utils.session import create_session
-
     path = tmp_path / "airflow_settings.yaml"
     path.write_text(SETTINGS)
     assert apply_settings(path) == {"connections": 1, "pools": 1, "variables": 1}
-    path.write_text(SETTINGS.replace("pool_slot: 3", "pool_slot: 5"))
+    path.write_text(
+        SETTINGS.replace("pool_slot: 3", "pool_slot: 5")
+        .replace("conn_port: 5000", "conn_port: 5001")
+        .replace('"42"', '"43"')
+    )
     apply_settings(path)
-    with create_session() as session:
-        pool = session.query(Pool).filter(Pool.pool == "gpu_test").one()
-        connection = session.query(Connection).filter(Connection.conn_id == "tracking_test").one()
-        assert pool.slots == 5
-        assert (connection.host, connection.port) == ("mlflow.internal", 5000)
-        assert connection.extra_dejson["tracking_uri"] == "http://mlflow.internal:5000"
-    assert Variable.get("governance_test_var") == "42"
+    # Read back through the CLI a deployment's operator uses, from the same metadata database.
+    (pool,) = [p for p in airflow_json("pools", "list") if p["pool"] == "gpu_test"]
+    assert (int(pool["slots"]), pool["description"]) == (5, "test pool")
+    (connection,) = airflow_json("connections", "get", "tracking_test")
+    assert (connection["host"], int(connection["port"])) == ("mlflow.internal", 5001)
+    assert connection["extra_dejson"]["tracking_uri"] == "http://mlflow.internal:5000"
+    variable = subprocess.run(
+        [sys.executable, "-m", "airflow", "variables", "get", "governance_test_var"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert variable.stdout.strip() == "43"
+
+
+def airflow_json(*command: str) -> list[dict]:
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow", *command, "--output", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_a_failed_import_names_the_kind_and_airflows_message(
+    tmp_path: Path, airflow_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "airflow_settings.yaml"
+    path.write_text(SETTINGS)
+    # A metadata database that cannot be reached: Airflow's own command fails, and says why.
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://nobody@127.0.0.1:9/x")
+    with pytest.raises(RuntimeError, match=r"importing connections failed \(1\): .*"):
+        apply_settings(path)
 
 
 def test_the_shipped_file_declares_the_gpu_pool_and_the_mlflow_connection() -> None:

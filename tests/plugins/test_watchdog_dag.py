@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from governance import tracking
+from governance import promotion, tracking
 from governance.contracts import contracts_dir, load_contract
 from governance.history import DayRecord, Ledger, Settlement, data_digest, history_digest
 from governance.publish import write_json_atomic
@@ -43,7 +43,7 @@ def publish(root: Path, day: dt.date) -> None:
 
 def crown_a_champion(root: Path) -> None:
     client = tracking.connect()
-    name = tracking.registered_model_name(CONTRACT.name)
+    name = promotion.registered_model_name(CONTRACT.name)
     client.create_registered_model(name)
     version = client.create_model_version(name, source=str(root), run_id=None)
     client.set_registered_model_alias(name, tracking.CHAMPION, version.version)

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from governance.contracts import contracts_dir
-from governance.demo_feed import generate_feed
 from governance.stack import ADMIN_USER, Stack, StackSettings, drop_databases
 from tests.conftest import PROJECT_ROOT
+from tests.feeds import demo_feed
 from tests.stack.api import AirflowApi
 
 SETTINGS = StackSettings(
@@ -138,23 +138,9 @@ def backfilled(
 ) -> tuple[RunningStack, list[dict]]:
     """The landing days of every stack test, and the 14-day backfill by the scheduler."""
     root = running_stack.data_root
-    generate_feed(
-        root / "landing",
-        root / "truth",
-        dt.date.fromisoformat(START),
-        len(BACKFILL_DAYS) + 1,
-        items_per_day=250,
-        seed=5,
-    )
+    demo_feed(root, START, len(BACKFILL_DAYS) + 1, items_per_day=250, seed=5)
     # The fault days are larger, so that a worker can be killed while a stage is busy.
-    generate_feed(
-        root / "landing",
-        root / "truth",
-        dt.date.fromisoformat(FAULT_DAYS[0]),
-        len(FAULT_DAYS),
-        items_per_day=1500,
-        seed=8,
-    )
+    demo_feed(root, FAULT_DAYS[0], len(FAULT_DAYS), items_per_day=1500, seed=8)
     api = running_stack.api
     api.unpause(GOVERN)
     api.backfill(GOVERN, BACKFILL_DAYS[0], BACKFILL_DAYS[-1], max_active_runs=4)

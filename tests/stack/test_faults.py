@@ -33,6 +33,7 @@ pytestmark = pytest.mark.stack
 
 RECOVERY_SECONDS = 120
 MLFLOW_DOWN_SECONDS = 60
+ENDED = {"success", "failed", "upstream_failed", "skipped", "removed"}
 
 
 def now() -> dt.datetime:
@@ -54,32 +55,43 @@ def tries(api: AirflowApi, dag_id: str, run_id: str, task_id: str) -> list[dict]
 
 
 def running(api: AirflowApi, dag_id: str, run_id: str, task_id: str) -> dict | None:
-    for ti in api.task_instances(dag_id, run_id):
+    """The task instance once it runs; fails at once, naming every task's state, when the task
+    or its run ended without it being seen running (a wait would otherwise last its timeout)."""
+    instances = api.task_instances(dag_id, run_id)
+    for ti in instances:
         if ti["task_id"] == task_id and ti["state"] == "running":
             return ti
+    ended = [ti for ti in instances if ti["task_id"] == task_id and ti["state"] in ENDED]
+    run = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+    if ended or run["state"] in ENDED:
+        states = {ti["task_id"]: ti["state"] for ti in instances}
+        raise AssertionError(f"{dag_id} {run_id} is {run['state']} before {task_id} ran: {states}")
     return None
 
 
 def kill_worker_while(
     stack: RunningStack, service: str, dag_id: str, run_id: str, task_id: str
 ) -> tuple[dt.datetime, int]:
-    """SIGKILL the worker's whole process group while ``task_id`` runs on it, then start it
-    again (as systemd or Kubernetes would); returns when it was killed and the map index of the
-    task instance that was running."""
+    """SIGKILL the worker's whole process group as soon as ``task_id`` is seen running on it
+    (the task process's start-up and the task itself lie ahead), then start it again (as systemd
+    or Kubernetes would); returns when it was killed and the map index of the task instance that
+    was running. assert_retried_within checks that the killed try did not succeed."""
     api = stack.api
     victim = api.wait_for(
         f"{dag_id} {task_id} running",
         lambda: running(api, dag_id, run_id, task_id),
         timeout=15 * 60,
-        every=0.5,
+        every=0.25,
     )
-    time.sleep(2)  # inside the task's own code, past the start-up
-    assert running(api, dag_id, run_id, task_id), f"{task_id} ended before the kill"
     killed = now()
     stack.stack.stop(service, sig=signal.SIGKILL, wait=10)
     services = {s.name: s for s in stack.stack.services()}
     stack.stack.start(services[service])
     return killed, victim.get("map_index", -1)
+
+
+def idle(api: AirflowApi, dag_id: str) -> bool:
+    return all(run["state"] in ENDED for run in api.runs(dag_id))
 
 
 def assert_retried_within(
@@ -157,10 +169,11 @@ def test_a_finetune_survives_a_killed_gpu_worker_and_mlflow_down_twice(
     worker dies mid-train, MLflow is down again while it registers."""
     stack, _ = backfilled
     api = stack.api
+    # No night may publish (and start a fine-tune of its own) while this one is under test.
+    api.wait_for("the nights to finish", lambda: idle(api, GOVERN), timeout=20 * 60)
+    time.sleep(10)  # the scheduler's loop that turns the last publication into a fine-tune run
     api.wait_for(
-        "the fine-tunes the publications started",
-        lambda: all(run["state"] in ("success", "failed") for run in api.runs(FINETUNE)),
-        timeout=20 * 60,
+        "the fine-tunes the publications started", lambda: idle(api, FINETUNE), timeout=20 * 60
     )
     run_id = api.trigger(FINETUNE, None, {"version": FAULT_DAYS[0]})
     mlflow_down_for(stack, MLFLOW_DOWN_SECONDS).join()

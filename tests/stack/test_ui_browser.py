@@ -5,6 +5,7 @@ governance report. Runs after test_topology.py, whose nights and fine-tune it lo
 from __future__ import annotations
 
 import hashlib
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -322,21 +323,27 @@ def test_the_gantt_bars_are_as_long_as_the_tasks_took(
             assert widths[task] == pytest.approx(expected, rel=0.1), (task, widths, durations)
 
 
-def gantt_bar_widths(page: Page, count: int) -> dict[str, float]:
-    """The width in pixels of each task's bar in the Gantt chart, read at one moment (the chart
-    re-renders while other runs are active). Its rows carry a task id but, unlike the grid's
-    cells and task names, no run or node id."""
-    bars = page.locator(
+def gantt_bar_widths(page: Page, count: int, timeout: float = 30) -> dict[str, float]:
+    """The width in pixels of each task's bar in the Gantt chart, read in one pass in the page
+    (the chart re-renders while other runs are active, so a count taken first may not hold when
+    the bars are measured); read again until ``count`` bars are there. Its rows carry a task id
+    but, unlike the grid's cells and task names, no run or node id."""
+    selector = (
         "div[data-task-id]:not([data-run-id]):not([data-node-id])"
         " [data-scope=tooltip][data-part=trigger]"
     )
-    expect(bars).to_have_count(count)
-    measured = bars.evaluate_all(
-        """bars => bars.map(bar => [
-            bar.closest("[data-task-id]").dataset.taskId, bar.getBoundingClientRect().width
-        ])"""
-    )
-    return dict(measured)
+    expect(page.locator(selector)).to_have_count(count)
+    deadline = time.monotonic() + timeout
+    while True:
+        measured = page.evaluate(
+            """selector => Array.from(document.querySelectorAll(selector), bar => [
+                bar.closest("[data-task-id]").dataset.taskId, bar.getBoundingClientRect().width
+            ])""",
+            selector,
+        )
+        if len(measured) == count or time.monotonic() > deadline:
+            return dict(measured)
+        time.sleep(0.5)
 
 
 # ---------------------------------------------------------------- MLflow

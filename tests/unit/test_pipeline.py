@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from pathlib import Path
 
@@ -10,12 +9,12 @@ import pandas as pd
 import pytest
 
 from governance import publish
-from governance.demo_feed import generate_feed
 from governance.errors import GateFailedError
 from governance.frames import SPLITS
 from governance.pipeline import DayRun, load_history, published_versions, run_day
 from governance.publish import ConservationError, read_manifest
 from tests.contracts import shipped_contract
+from tests.feeds import demo_feed
 from tests.gate_feed import EXPECTED_FAILURES, write_failing_day
 
 DAYS = ["2026-06-01", "2026-06-02", "2026-06-03"]
@@ -23,14 +22,7 @@ DAYS = ["2026-06-01", "2026-06-02", "2026-06-03"]
 
 @pytest.fixture
 def feed(tmp_path: Path) -> Path:
-    generate_feed(
-        tmp_path / "landing",
-        tmp_path / "truth",
-        dt.date.fromisoformat(DAYS[0]),
-        len(DAYS),
-        items_per_day=150,
-        seed=5,
-    )
+    demo_feed(tmp_path, DAYS[0], len(DAYS), items_per_day=150, seed=5)
     return tmp_path
 
 

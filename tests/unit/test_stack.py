@@ -14,6 +14,8 @@ from governance.stack import (
     SECRETS,
     Stack,
     StackSettings,
+    create_database,
+    drop_databases,
     read_compose,
     substitute,
 )
@@ -110,3 +112,28 @@ def test_settings_come_from_the_environment() -> None:
     env = {"GOVERNANCE_STACK_AIRFLOW_PORT": "9999", "GOVERNANCE_STACK_ROOT": "/tmp/s"}
     settings = StackSettings.from_env(env)
     assert (settings.airflow_port, settings.root) == (9999, Path("/tmp/s"))
+
+
+def test_the_databases_are_created_once_and_dropped_on_the_machines_postgres() -> None:
+    import psycopg2
+
+    settings = StackSettings(name="governance_unit_databases")
+    names = [settings.database("airflow"), settings.database("mlflow")]
+
+    def existing() -> set[str]:
+        connection = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (names,))
+                return {row[0] for row in cursor.fetchall()}
+        finally:
+            connection.close()
+
+    drop_databases(settings)
+    try:
+        assert [create_database(settings, name) for name in names] == [True, True]
+        assert create_database(settings, names[0]) is False
+        assert existing() == set(names)
+    finally:
+        drop_databases(settings)
+    assert existing() == set()

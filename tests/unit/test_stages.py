@@ -4,7 +4,6 @@ entry, with conservation, the manifest and the DAG following from the table."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -13,10 +12,10 @@ import pytest
 
 from governance import frames as F
 from governance import pipeline
-from governance.demo_feed import generate_feed
 from governance.pipeline import DayRun, kept_items, quarantine_items, run_day
 from governance.stages import STAGES, Stage, quarantine_tables, stage_named
 from tests.contracts import shipped_contract
+from tests.feeds import demo_feed
 
 DAY = "2026-06-01"
 MARKER = "refund"
@@ -67,9 +66,7 @@ WITH_NO_REFUNDS = (STAGES[0], NO_REFUNDS, *STAGES[1:])
 
 @pytest.fixture
 def feed(tmp_path: Path) -> Path:
-    generate_feed(
-        tmp_path / "landing", tmp_path / "truth", dt.date.fromisoformat(DAY), 1, 150, seed=5
-    )
+    demo_feed(tmp_path, DAY, 1, items_per_day=150, seed=5)
     return tmp_path
 
 

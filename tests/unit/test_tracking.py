@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from governance import lineage, promotion, run_inputs, serving
 from governance import tracking as T
 from governance.contracts import PROJECT_ROOT
 from governance.finetune_data import VersionDataModule
@@ -263,7 +265,7 @@ def test_code_version_is_the_checked_out_commit_and_says_when_files_differ(
 def test_each_split_is_an_input_with_the_snapshot_files_digest(
     client: MlflowClient, run_id: str, snapshot: Path
 ) -> None:
-    T.log_dataset_inputs(client, run_id, snapshot)
+    run_inputs.log_dataset_inputs(client, run_id, snapshot)
     inputs = client.get_run(run_id).inputs.dataset_inputs
     by_context = {
         {tag.key: tag.value for tag in item.tags}["mlflow.data.context"]: item for item in inputs
@@ -290,20 +292,20 @@ def test_a_snapshot_file_that_differs_from_its_manifest_is_refused(
     snapshot = write_snapshot(root / "data", [(V1, f"curated/{DATASET}/{V1}")], "tampered")
     pd.read_parquet(snapshot / "val.parquet").head(2).to_parquet(snapshot / "val.parquet")
     with pytest.raises(T.TrackingError, match=r"val\.parquet: sha256 .* differs"):
-        T.log_dataset_inputs(client, run_id, snapshot)
+        run_inputs.log_dataset_inputs(client, run_id, snapshot)
 
 
 def test_a_folder_without_a_snapshot_manifest_is_refused(
     client: MlflowClient, run_id: str, tmp_path: Path
 ) -> None:
     with pytest.raises(T.TrackingError, match="not a snapshot"):
-        T.log_dataset_inputs(client, run_id, tmp_path)
+        run_inputs.log_dataset_inputs(client, run_id, tmp_path)
 
 
 def test_the_governance_evidence_of_the_newest_version_is_logged(
     client: MlflowClient, run_id: str, snapshot: Path, curated: dict[str, Path], tmp_path: Path
 ) -> None:
-    logged = T.log_version_artifacts(client, run_id, snapshot)
+    logged = run_inputs.log_version_artifacts(client, run_id, snapshot)
     folder = f"governance/{V2}"
     expected = {
         "governance/snapshot_manifest.json",
@@ -351,7 +353,7 @@ def test_the_governance_evidence_of_the_newest_version_is_logged(
 def test_promotion_needs_no_champion_or_a_gain_beyond_the_margin(
     challenger: float, champion: float | None, promote: bool
 ) -> None:
-    decision = T.decide_promotion(challenger, champion, 0.005, champion_version=3)
+    decision = promotion.decide_promotion(challenger, champion, 0.005, champion_version=3)
     assert decision.promote is promote
     assert f"{challenger:.4f}" in decision.reason
     if champion is not None:
@@ -367,7 +369,7 @@ def test_promotion_needs_no_champion_or_a_gain_beyond_the_margin(
 )  # fmt: skip
 def test_impossible_scores_and_margins_are_refused(args: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        T.decide_promotion(*args)
+        promotion.decide_promotion(*args)
 
 
 def registered_versions(
@@ -380,7 +382,7 @@ def registered_versions(
         run = client.create_run(experiment).info.run_id
         client.log_metric(run, METRIC, score)
         source = (tmp_path / f"model-{index}").as_uri()
-        versions.append(T.register(client, source, name, run).version)
+        versions.append(promotion.register(client, source, name, run).version)
     return versions
 
 
@@ -389,14 +391,20 @@ def test_apply_promotion_moves_the_alias_only_when_promoting(
 ) -> None:
     name = "apply-classifier"
     first, second = registered_versions(client, name, [0.8, 0.79], tmp_path)
-    assert T.champion(client, name) is None
+    assert promotion.champion(client, name) is None
 
-    T.apply_promotion(client, name, first, T.PromotionDecision(True, "first model"), {})
-    assert T.champion(client, name).version == first
+    promotion.apply_promotion(
+        client, name, first, promotion.PromotionDecision(True, "first model"), {}
+    )
+    assert promotion.champion(client, name).version == first
 
-    rejected = T.PromotionDecision(False, "macro-F1 0.7900 does not beat champion v1 0.8000")
-    T.apply_promotion(client, name, second, rejected, {"challenger_f1": 0.79, "champion_f1": 0.8})
-    assert T.champion(client, name).version == first
+    rejected = promotion.PromotionDecision(
+        False, "macro-F1 0.7900 does not beat champion v1 0.8000"
+    )
+    promotion.apply_promotion(
+        client, name, second, rejected, {"challenger_f1": 0.79, "champion_f1": 0.8}
+    )
+    assert promotion.champion(client, name).version == first
     tags = client.get_model_version(name, second).tags
     assert tags["promotion"] == "rejected"
     assert tags["promotion.reason"] == rejected.reason
@@ -411,23 +419,27 @@ def test_promote_if_better_compares_with_the_champions_run_and_survives_a_retry(
     name = "duel-classifier"
     first, weaker, stronger = registered_versions(client, name, [0.8, 0.802, 0.83], tmp_path)
 
-    def duel(version: str, score: float) -> T.PromotionDecision:
-        return T.promote_if_better(client, name, version, score, margin=0.005, metric=METRIC)
+    def duel(version: str, score: float) -> promotion.PromotionDecision:
+        return promotion.promote_if_better(
+            client, name, version, score, margin=0.005, metric=METRIC
+        )
 
     assert duel(first, 0.8).promote
     decision = duel(weaker, 0.802)
     assert not decision.promote and f"champion v{first} 0.8000" in decision.reason
     assert duel(stronger, 0.83).promote
-    assert T.champion(client, name).version == stronger
+    assert promotion.champion(client, name).version == stronger
     tags = client.get_model_version(name, stronger).tags
     assert float(tags["promotion.champion_test_macro_f1"]) == 0.8
     assert float(tags["promotion.challenger_test_macro_f1"]) == 0.83
     # a retried task: nothing changes, and the same run's model is not registered twice
     again = duel(stronger, 0.83)
     assert again.promote and "already is the champion" in again.reason
-    assert T.champion(client, name).version == stronger
+    assert promotion.champion(client, name).version == stronger
     registered = client.get_model_version(name, stronger)
-    assert T.register(client, registered.source, name, registered.run_id).version == stronger
+    assert (
+        promotion.register(client, registered.source, name, registered.run_id).version == stronger
+    )
     assert len(client.search_model_versions(f"name = '{name}'")) == 3
 
 
@@ -438,11 +450,11 @@ def traced_model(client: MlflowClient, snapshot: Path, name: str, tmp_path: Path
     """A champion whose run went through the whole tracking sequence (without a real model)."""
     run_id = client.create_run(T.ensure_experiment(client, DATASET)).info.run_id
     T.set_tags(client, run_id, airflow_tags(snapshot))
-    T.log_dataset_inputs(client, run_id, snapshot)
-    T.log_version_artifacts(client, run_id, snapshot)
+    run_inputs.log_dataset_inputs(client, run_id, snapshot)
+    run_inputs.log_version_artifacts(client, run_id, snapshot)
     client.log_metric(run_id, METRIC, 0.875)
-    version = T.register(client, (tmp_path / "model").as_uri(), name, run_id).version
-    T.promote_if_better(client, name, version, 0.875, margin=0.0, metric=METRIC)
+    version = promotion.register(client, (tmp_path / "model").as_uri(), name, run_id).version
+    promotion.promote_if_better(client, name, version, 0.875, margin=0.0, metric=METRIC)
     return run_id
 
 
@@ -451,7 +463,7 @@ def test_lineage_runs_from_the_alias_to_the_source_files(
 ) -> None:
     name = "lineage-classifier"
     run_id = traced_model(client, snapshot, name, tmp_path)
-    lines = T.lineage_chain(client, name)
+    lines = lineage.lineage_chain(client, name)
     text = "\n".join(lines)
     assert lines[0] == f"model {name}@champion -> version 1"
     assert f"by run {run_id}" in lines[1]
@@ -475,7 +487,7 @@ def test_lineage_says_when_a_version_is_no_longer_on_disk(
     versions = [("2025-12-31", f"curated/{DATASET}/2025-12-31"), (V1, f"curated/{DATASET}/{V1}")]
     snapshot = write_snapshot(root / "data", versions, "gone")
     traced_model(client, snapshot, "gone-classifier", tmp_path)
-    text = "\n".join(T.lineage_chain(client, "gone-classifier"))
+    text = "\n".join(lineage.lineage_chain(client, "gone-classifier"))
     missing = root / "data" / "curated" / DATASET / "2025-12-31" / "manifest.json"
     assert f"MISSING: {missing} does not exist" in text
     assert text.count("(on disk: matches)") == 1
@@ -485,12 +497,12 @@ def test_the_lineage_command_prints_the_chain_or_says_what_is_missing(
     client: MlflowClient, snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     traced_model(client, snapshot, "cli-classifier", tmp_path)
-    assert T.main(["lineage", "cli-classifier"]) == 0
+    assert lineage.main(["lineage", "cli-classifier"]) == 0
     assert capsys.readouterr().out.startswith("model cli-classifier@champion -> version 1")
 
-    assert T.main(["lineage", "no-such-classifier"]) == 1
+    assert lineage.main(["lineage", "no-such-classifier"]) == 1
     assert "no registered model named 'no-such-classifier'" in capsys.readouterr().err
-    assert T.main(["lineage", "cli-classifier", "--alias", "staging"]) == 1
+    assert lineage.main(["lineage", "cli-classifier", "--alias", "staging"]) == 1
     err = capsys.readouterr().err
     assert "no version with the alias 'staging'" in err and "champion" in err
 
@@ -508,15 +520,17 @@ def test_a_logged_classifier_loads_back_and_scores_like_the_evaluation(
     texts = pd.read_parquet(snapshot / "test.parquet")["text"].head(3).tolist()
 
     with pytest.raises(T.TrackingError, match="trained for classes"):
-        T.log_classifier(client, run_id, trial.best_checkpoint, CLASSES[::-1], 16, texts)
-    model_uri = T.log_classifier(
+        serving.log_classifier(client, run_id, trial.best_checkpoint, CLASSES[::-1], 16, texts)
+    model_uri = serving.log_classifier(
         client, run_id, trial.best_checkpoint, CLASSES, config.max_seq_length, texts[:2]
     )
     assert client.get_run(run_id).info.status == "RUNNING"  # left as it was found
     assert mlflow.active_run() is None
-    version = T.register(client, model_uri, T.registered_model_name(DATASET), run_id)
+    version = promotion.register(
+        client, model_uri, promotion.registered_model_name(DATASET), run_id
+    )
     assert version.run_id == run_id
-    assert T.register(client, model_uri, version.name, run_id).version == version.version
+    assert promotion.register(client, model_uri, version.name, run_id).version == version.version
 
     loaded = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
     probabilities = loaded.predict(pd.DataFrame({"text": texts}))
@@ -532,7 +546,7 @@ def test_a_logged_classifier_loads_back_and_scores_like_the_evaluation(
 
 
 def test_model_requirements_pin_the_installed_public_versions() -> None:
-    pins = dict(line.split("==") for line in T.model_requirements())
+    pins = dict(line.split("==") for line in serving.model_requirements())
     assert set(pins) == {"mlflow", *T.MODEL_REQUIREMENTS}
     assert pins["mlflow"] == mlflow.__version__
     assert pins["torch"] == torch.__version__.split("+")[0]
@@ -546,7 +560,7 @@ def test_model_requirements_pin_the_installed_public_versions() -> None:
 )  # fmt: skip
 def test_impossible_classifier_settings_are_refused(settings: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        T.ClassifierSettings(**settings)
+        serving.ClassifierSettings(**settings)
 
 
 def telemetry_disabled_in_a_fresh_process(statement: str) -> bool:
@@ -565,3 +579,12 @@ def telemetry_disabled_in_a_fresh_process(statement: str) -> bool:
 def test_importing_the_project_turns_mlflow_telemetry_off() -> None:
     assert not telemetry_disabled_in_a_fresh_process("import mlflow"), "the control is wrong"
     assert telemetry_disabled_in_a_fresh_process("import governance.tracking")
+
+
+def test_a_model_pickled_before_the_serving_module_still_finds_its_class() -> None:
+    from governance.serving import TextClassifierModel
+
+    # What cloudpickle wrote for the model class when it lived in governance.tracking.
+    assert pickle.loads(b"cgovernance.tracking\nTextClassifierModel\np0\n.") is TextClassifierModel
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        T.nothing  # noqa: B018

@@ -1,0 +1,358 @@
+"""The report's sections on the labels: agreement, annotator quality, suspected label errors
+and drift against the previous version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from governance import plots
+from governance.report_html import (
+    Html,
+    code,
+    figures_table,
+    frame_rows,
+    heading,
+    image,
+    lookup,
+    missing,
+    para,
+    pct,
+    sig,
+    table,
+    text_block,
+    truncate,
+)
+from governance.report_input import ReportInput
+
+
+def _pair_matrix(pairs: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    names = sorted({str(n) for n in [*pairs["annotator_a"], *pairs["annotator_b"]]})
+    where = {name: i for i, name in enumerate(names)}
+    matrix = np.full((len(names), len(names)), np.nan)
+    np.fill_diagonal(matrix, 1.0)
+    for a, b, kappa in zip(pairs["annotator_a"], pairs["annotator_b"], pairs["kappa"], strict=True):
+        value = np.nan if missing(kappa) else float(kappa)
+        matrix[where[str(a)], where[str(b)]] = matrix[where[str(b)], where[str(a)]] = value
+    return names, matrix
+
+
+def agreement(data: ReportInput) -> Html:
+    agreement = data.audit("agreement")
+    parts: list[Html] = []
+    if not isinstance(agreement, Mapping):
+        parts.append(data.skipped("agreement"))
+    else:
+        parts.append(
+            figures_table(
+                [
+                    ("Krippendorff's alpha (nominal)", agreement.get("krippendorff_alpha")),
+                    ("Fleiss' kappa", agreement.get("fleiss_kappa")),
+                    ("items in Fleiss' kappa", agreement.get("fleiss_items")),
+                    ("annotators", agreement.get("annotators")),
+                    ("votes", agreement.get("votes")),
+                ]
+            )
+        )
+        per_class = agreement.get("per_class") or {}
+        if per_class:
+            rows = [
+                (c, lookup(v, "krippendorff_alpha"), lookup(v, "fleiss_kappa"))
+                for c, v in per_class.items()
+            ]
+            parts += [
+                heading("Per class (one class against the rest)"),
+                table(
+                    ("class", "Krippendorff's alpha", "Fleiss' kappa"),
+                    rows,
+                    table_id="agreement-per-class",
+                ),
+            ]
+    consensus = data.audit("consensus")
+    if isinstance(consensus, Mapping):
+        parts += [
+            heading("Consensus"),
+            figures_table(
+                [
+                    ("items", consensus.get("items")),
+                    ("decided by majority", consensus.get("majority_items")),
+                    ("decided by Dawid-Skene", consensus.get("dawid_skene_items")),
+                    (
+                        "consensus differs from the given label",
+                        consensus.get("disagrees_with_label"),
+                    ),
+                    ("mean confidence", consensus.get("mean_confidence")),
+                ]
+            ),
+        ]
+    pairs = data.table("annotator_pairs")
+    if not pairs.empty and {"annotator_a", "annotator_b", "kappa"} <= set(pairs.columns):
+        names, matrix = _pair_matrix(pairs)
+        size = min(2.5 + 0.4 * len(names), 9.0)
+        png = plots.heatmap(
+            matrix, names, names, title="Pairwise Cohen's kappa", vmin=-1.0, vmax=1.0, size=size
+        )
+        lowest = pairs.sort_values(
+            ["kappa", "annotator_a", "annotator_b"], kind="stable", na_position="first"
+        )
+        parts += [
+            heading("Pairwise Cohen's kappa"),
+            image(png, "pairwise Cohen's kappa"),
+            heading("Least agreeing pairs"),
+            table(
+                ("annotator a", "annotator b", "shared items", "kappa"),
+                frame_rows(
+                    lowest.head(data.examples), ("annotator_a", "annotator_b", "n_items", "kappa")
+                ),
+            ),
+        ]
+    return Html("".join(parts))
+
+
+def _flag_order(quality: pd.DataFrame, flagged_names: Iterable[Any]) -> tuple[list[str], set[str]]:
+    """Annotator names, flagged ones first, each group by name."""
+    flagged = {str(n) for n in flagged_names}
+    if {"annotator", "flagged"} <= set(quality.columns):
+        flagged |= {
+            str(n)
+            for n, f in zip(quality["annotator"], quality["flagged"], strict=True)
+            if not missing(f) and bool(f)
+        }
+    names = sorted({str(n) for n in quality.get("annotator", pd.Series(dtype=object))})
+    return sorted(flagged) + [n for n in names if n not in flagged], flagged
+
+
+def _confusion_heatmaps(data: ReportInput, order: Sequence[str], flagged: set[str]) -> list[Html]:
+    confusion = data.table("annotator_confusion")
+    needed = {"annotator", "true_label", "given_label", "probability"}
+    if confusion.empty or not needed <= set(confusion.columns):
+        return []
+    confusion = confusion.assign(annotator=confusion["annotator"].astype(str))
+    classes = data.classes(
+        confusion["true_label"].astype(str), confusion["given_label"].astype(str)
+    )
+    present = set(confusion["annotator"])
+    names = [n for n in order if n in present] + sorted(present - set(order))
+    images = []
+    for name in names:
+        part = confusion[confusion["annotator"] == name]
+        matrix = (
+            part.assign(
+                true_label=part["true_label"].astype(str),
+                given_label=part["given_label"].astype(str),
+            )
+            .pivot_table(
+                index="true_label", columns="given_label", values="probability", aggfunc="first"
+            )
+            .reindex(index=classes, columns=classes)
+            .to_numpy(dtype=float)
+        )
+        title = f"{truncate(name, 30)}{' (flagged)' if name in flagged else ''}"
+        png = plots.heatmap(
+            matrix,
+            classes,
+            classes,
+            title=title,
+            vmin=0.0,
+            vmax=1.0,
+            xlabel="given label",
+            ylabel="true label",
+            size=min(2.2 + 0.3 * len(classes), 6.0),
+        )
+        images.append(image(png, f"confusion matrix of {name}"))
+    return images
+
+
+def annotators(data: ReportInput) -> Html:
+    quality = data.table("annotator_quality")
+    summary = data.audit("annotators")
+    if quality.empty and not isinstance(summary, Mapping):
+        return data.skipped("annotators")
+    summary = summary if isinstance(summary, Mapping) else {}
+    order, flagged = _flag_order(quality, summary.get("flagged") or [])
+    parts = [
+        figures_table(
+            [
+                ("annotators", summary.get("count")),
+                ("flagged", ", ".join(sorted(flagged)) or "none"),
+                ("minimum accuracy", pct(summary.get("min_accuracy"))),
+                ("minimum items", summary.get("min_items")),
+            ]
+        )
+    ]
+    if not quality.empty and "annotator" in quality.columns:
+        rank = {name: i for i, name in enumerate(order)}
+        ordered = quality.iloc[
+            np.argsort([rank.get(str(n), len(rank)) for n in quality["annotator"]], kind="stable")
+        ]
+        rows = [
+            (name, items, pct(acc), pct(ds), "yes" if str(name) in flagged else "no", reason or "")
+            for name, items, acc, ds, reason in frame_rows(
+                ordered, ("annotator", "n_items", "accuracy", "ds_accuracy", "reason")
+            )
+        ]
+        parts.append(
+            table(
+                (
+                    "annotator",
+                    "items",
+                    "accuracy vs consensus",
+                    "Dawid-Skene accuracy",
+                    "flagged",
+                    "reason",
+                ),
+                rows,
+                table_id="annotator-quality",
+                row_classes=["flagged" if str(row[0]) in flagged else "" for row in rows],
+            )
+        )
+    images = _confusion_heatmaps(data, order, flagged)
+    if images:
+        parts += [
+            heading("Dawid-Skene confusion matrices (true label rows, given label columns)"),
+            Html(f'<div class="grid">{"".join(images)}</div>'),
+        ]
+    return Html("".join(parts))
+
+
+def review_queue(data: ReportInput) -> Html:
+    errors = data.audit("label_errors")
+    parts: list[Html] = []
+    if not isinstance(errors, Mapping):
+        parts.append(data.skipped("label_errors"))
+    else:
+        parts.append(
+            figures_table(
+                [
+                    ("method", errors.get("method")),
+                    ("model", errors.get("model")),
+                    ("cross-validation folds", errors.get("folds")),
+                    ("items scored", errors.get("items")),
+                    ("suspected label errors", errors.get("suspected")),
+                    ("suspected rate", pct(errors.get("rate"))),
+                    ("out-of-fold accuracy", pct(errors.get("out_of_fold_accuracy"))),
+                ]
+            )
+        )
+    queue = data.table("review_queue")
+    if queue.empty:
+        parts.append(para("The review queue is empty.", "note"))
+        return Html("".join(parts))
+    if "rank" in queue.columns:
+        queue = queue.assign(_rank=pd.to_numeric(queue["rank"], errors="coerce")).sort_values(
+            "_rank", kind="stable"
+        )
+    shown = queue.head(data.queue_rows)
+    columns = ("rank", "item_id", "text", "given_label", "suggested_label", "score", "votes")
+    rows = [
+        (
+            rank,
+            code(item),
+            text_block(text),
+            given,
+            suggested,
+            score,
+            votes,
+        )
+        for rank, item, text, given, suggested, score, votes in frame_rows(shown, columns)
+    ]
+    parts += [
+        heading(f"Review queue (top {len(shown)} of {len(queue):,})"),
+        table(
+            ("rank", "item", "text", "given", "suggested", "score", "votes"),
+            rows,
+            table_id="review-queue-table",
+        ),
+    ]
+    return Html("".join(parts))
+
+
+def _class_balance(data: ReportInput, balance: Mapping[str, Any]) -> list[Html]:
+    current = balance.get("current") or {}
+    previous = balance.get("previous")
+    previous = previous if isinstance(previous, Mapping) else None
+    classes = data.classes(current.keys(), (previous or {}).keys())
+    rows = []
+    for label in classes:
+        now: Any = current.get(label)
+        before: Any = (previous or {}).get(label)
+        change = None if missing(now) or missing(before) else f"{(now - before) * 100:+.2f} pp"
+        rows.append((label, pct(now), pct(before), change))
+    parts = [
+        heading("Class balance"),
+        table(
+            ("class", "current share", "previous share", "change"), rows, table_id="class-balance"
+        ),
+        figures_table(
+            [
+                ("chi-square", balance.get("chi2")),
+                ("p-value", sig(balance.get("p_value"))),
+                ("largest share change", pct(balance.get("max_share_change"))),
+            ]
+        ),
+    ]
+    if previous and classes:
+        series = {
+            "current": [current.get(c) or 0.0 for c in classes],
+            "previous": [previous.get(c) or 0.0 for c in classes],
+        }
+        png = plots.grouped_bar_chart(
+            classes, series, title="Class share, current vs previous", ylabel="share"
+        )
+        parts.append(image(png, "class share current vs previous"))
+    return parts
+
+
+def _text_length(length: Mapping[str, Any]) -> list[Html]:
+    parts = [
+        heading("Text length (characters)"),
+        figures_table(
+            [
+                ("current median", length.get("current_median")),
+                ("previous median", length.get("previous_median")),
+                ("Kolmogorov-Smirnov statistic", length.get("ks_statistic")),
+                ("p-value", sig(length.get("p_value"))),
+            ]
+        ),
+    ]
+    edges, current, previous = (
+        length.get("bins"),
+        length.get("current_hist"),
+        length.get("previous_hist"),
+    )
+    if not (edges and current and previous):
+        return parts
+    if not len(edges) == len(current) + 1 == len(previous) + 1:
+        parts.append(para("Histogram bins and counts do not match; no chart.", "note"))
+        return parts
+    png = plots.histogram_comparison(
+        edges,
+        {"current": current, "previous": previous},
+        title="Text length, current vs previous",
+        xlabel="characters",
+    )
+    parts.append(image(png, "text length current vs previous"))
+    return parts
+
+
+def drift(data: ReportInput) -> Html:
+    drift = data.audit("drift")
+    if not isinstance(drift, Mapping):
+        return data.skipped("drift")
+    previous = drift.get("previous_version")
+    parts = [
+        figures_table(
+            [
+                ("previous version", previous or "no previous version: first publication"),
+                ("share of new vocabulary", pct(drift.get("new_vocabulary_share"))),
+            ]
+        )
+    ]
+    if isinstance(drift.get("class_balance"), Mapping):
+        parts += _class_balance(data, drift["class_balance"])
+    if isinstance(drift.get("text_length"), Mapping):
+        parts += _text_length(drift["text_length"])
+    return Html("".join(parts))
