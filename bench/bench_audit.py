@@ -24,7 +24,7 @@ from governance.agreement import agreement_summary, pairwise_cohen_kappa
 from governance.audit import run_audit
 from governance.consensus import build_consensus
 from governance.contracts import load_contract
-from governance.demo_text import CLASSES, compose_review
+from governance.demo.text import CLASSES, compose_review
 from governance.drift import compare_versions
 from governance.label_errors import find_suspected_errors
 

@@ -30,7 +30,7 @@ DAY = "2026-01-01"
 def generate(path: Path, rows: int, seed: int) -> float:
     path.parent.mkdir(parents=True, exist_ok=True)
     code = (
-        "import sys; from pathlib import Path; from governance.demo_feed import write_wide_csv; "
+        "import sys; from pathlib import Path; from governance.demo.feed import write_wide_csv; "
         f"write_wide_csv(Path({str(path)!r}), {rows}, seed={seed})"
     )
     started = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from governance.demo_feed import DayTruth, generate_feed
+from governance.demo.feed import DayTruth, generate_feed
 
 
 def demo_feed(

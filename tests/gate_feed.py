@@ -16,7 +16,7 @@ import random
 import shutil
 from pathlib import Path
 
-from governance.demo_text import compose_review
+from governance.demo.text import compose_review
 
 CLEAN_ITEMS, NOISY_ITEMS, COPIES, GARBAGE_LINES = 60, 140, 10, 800
 ANNOTATORS = [f"ann_{n:02d}" for n in range(1, 13)]

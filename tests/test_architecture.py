@@ -1,6 +1,11 @@
-"""ARCHITECTURE.md's stage table is the stage table: same stages, tasks and order."""
+"""ARCHITECTURE.md is the code's map: its stage table is the stage table, it names every module,
+and the layers it draws hold (the core imports neither Airflow nor the demo generators)."""
 
 from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
 
 from governance.stages import STAGES
 from tests.conftest import PROJECT_ROOT
@@ -16,3 +21,45 @@ def documented_stages() -> list[tuple[str, str]]:
 
 def test_the_documented_stages_are_the_declared_ones_in_order() -> None:
     assert documented_stages() == [(stage.name, stage.task_id) for stage in STAGES]
+
+
+CORE = PROJECT_ROOT / "include" / "governance"
+AIRFLOW_PACKAGE = PROJECT_ROOT / "include" / "governance_airflow"
+
+
+def imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_every_module_is_on_the_map() -> None:
+    text = (PROJECT_ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"[a-z_]+", text))
+    modules = [
+        path
+        for package in (CORE, AIRFLOW_PACKAGE)
+        for path in package.rglob("*.py")
+        if not path.stem.startswith("__")
+    ]
+    assert len(modules) > 40
+    assert [str(p.relative_to(PROJECT_ROOT)) for p in modules if p.stem not in named] == []
+
+
+def test_the_core_imports_neither_airflow_nor_the_demo_generators() -> None:
+    core = [path for path in CORE.rglob("*.py") if "demo" not in path.relative_to(CORE).parts]
+    leaks = {
+        str(path.relative_to(PROJECT_ROOT)): sorted(
+            name
+            for name in imported_modules(path)
+            if name.split(".")[0] in ("airflow", "governance_airflow")
+            or name.startswith("governance.demo")
+        )
+        for path in core
+    }
+    assert {path: names for path, names in leaks.items() if names} == {}

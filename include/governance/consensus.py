@@ -180,8 +180,14 @@ def build_consensus(
         min_accuracy,
         min_items,
     )
+    return ConsensusResult(consensus, quality, confusion, _summary(consensus, has_majority))
+
+
+def _summary(consensus: pd.DataFrame, has_majority: np.ndarray) -> dict[str, Any]:
+    """The figures the manifest and the report show."""
     labelled = consensus[F.LABEL].notna()
-    summary = {
+    confidence = consensus["confidence"].to_numpy(dtype=float)
+    return {
         "items": len(consensus),
         "majority_items": int(has_majority.sum()),
         "dawid_skene_items": int((~has_majority).sum()),
@@ -190,4 +196,3 @@ def build_consensus(
         ),
         "mean_confidence": float(np.nanmean(confidence)) if len(confidence) else None,
     }
-    return ConsensusResult(consensus, quality, confusion, summary)

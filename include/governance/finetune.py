@@ -9,7 +9,7 @@ trial checkpoints into a folder stable per (run, trial), so a retried or killed 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from governance.snapshot import build_snapshot
 from governance.training import (
     Accelerator,
     TrialConfig,
+    TrialResult,
     load_trained,
     predict_probabilities,
     train_trial,
@@ -162,6 +163,49 @@ def start_parent_run(request: FinetuneRequest, context: RunContext) -> dict[str,
     return {"parent_run_id": run_id, "snapshot": str(snapshot_path), "version": snapshot.version}
 
 
+def _trial_run(
+    client: MlflowClient,
+    experiment_id: str,
+    context: RunContext,
+    trial: dict[str, Any],
+    parent_run_id: str,
+) -> str:
+    """The trial's child run: the one an earlier try of this Airflow run opened, else a new one
+    with the trial's configuration as its parameters."""
+    index = int(trial["index"])
+    run = _find_run(client, experiment_id, context, TRIAL, index)
+    if run is None:
+        run = client.create_run(
+            experiment_id,
+            run_name=f"trial {index}",
+            tags={
+                ROLE_TAG: TRIAL,
+                TRIAL_TAG: str(index),
+                "mlflow.parentRunId": parent_run_id,
+                **_run_key(context),
+            },
+        )
+        for key, value in trial["config"].items():
+            client.log_param(run.info.run_id, key, value)
+    return run.info.run_id
+
+
+def _log_trial_result(client: MlflowClient, run_id: str, result: TrialResult) -> None:
+    metrics = {
+        f"best_{SELECTION_METRIC}": result.best_val_macro_f1,
+        "epochs_run": result.epochs_run,
+        "global_step": result.global_step,
+        "resumed_from_step": -1 if result.resumed_from_step is None else result.resumed_from_step,
+    }
+    if result.samples_per_second is not None:
+        metrics["train_samples_per_second"] = result.samples_per_second
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, float(value))
+    client.set_tag(run_id, "training.precision", result.precision)
+    client.set_tag(run_id, "training.device", result.device)
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+
 def run_trial(
     trial: dict[str, Any],
     parent: dict[str, Any],
@@ -179,21 +223,7 @@ def run_trial(
     client = tracking.connect(context.tracking_uri)
     experiment_id = tracking.ensure_experiment(client, dataset)
     index = int(trial["index"])
-    run = _find_run(client, experiment_id, context, TRIAL, index)
-    if run is None:
-        run = client.create_run(
-            experiment_id,
-            run_name=f"trial {index}",
-            tags={
-                ROLE_TAG: TRIAL,
-                TRIAL_TAG: str(index),
-                "mlflow.parentRunId": parent["parent_run_id"],
-                **_run_key(context),
-            },
-        )
-        for key, value in trial["config"].items():
-            client.log_param(run.info.run_id, key, value)
-    run_id = run.info.run_id
+    run_id = _trial_run(client, experiment_id, context, trial, parent["parent_run_id"])
     tracking.set_tags(client, run_id, _tags(context, snapshot))
     logger = MLFlowLogger(
         tracking_uri=client.tracking_uri, run_id=run_id, experiment_name=dataset, log_model=False
@@ -206,19 +236,7 @@ def run_trial(
         callbacks=callbacks,
         logger=logger,
     )
-    metrics = {
-        f"best_{SELECTION_METRIC}": result.best_val_macro_f1,
-        "epochs_run": result.epochs_run,
-        "global_step": result.global_step,
-        "resumed_from_step": -1 if result.resumed_from_step is None else result.resumed_from_step,
-    }
-    if result.samples_per_second is not None:
-        metrics["train_samples_per_second"] = result.samples_per_second
-    for key, value in metrics.items():
-        client.log_metric(run_id, key, float(value))
-    client.set_tag(run_id, "training.precision", result.precision)
-    client.set_tag(run_id, "training.device", result.device)
-    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    _log_trial_result(client, run_id, result)
     return {
         "index": index,
         "run_id": run_id,
@@ -248,6 +266,62 @@ def _probabilities_of(model_uri: str, texts: pd.Series) -> np.ndarray:
     return np.asarray(frame, dtype=float)
 
 
+def _log_evaluation(
+    client: MlflowClient,
+    run_id: str,
+    best: dict[str, Any],
+    scores: dict[str, Any],
+    classes: list[str],
+) -> dict[str, Any]:
+    """The test split's figures as metrics of the parent run, the full evaluation and the
+    confusion matrix as artifacts; returns the metrics."""
+    metrics = {
+        "test_accuracy": scores["accuracy"],
+        TEST_METRIC: scores["macro_f1"],
+        "test_expected_calibration_error": scores["expected_calibration_error"],
+        f"best_{SELECTION_METRIC}": best["val_macro_f1"],
+        **{f"test_f1_{c}": v for c, v in scores["per_class_f1"].items() if v is not None},
+    }
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, float(value))
+    client.set_tag(run_id, "governance.best_trial", str(best["index"]))
+    client.log_dict(run_id, scores, "evaluation/test_metrics.json")
+    png = confusion_matrix_png(scores["confusion_matrix"], classes, "test split")
+    _log_bytes(client, run_id, png, "evaluation/confusion_matrix.png")
+    return metrics
+
+
+def _register_and_promote(
+    client: MlflowClient,
+    request: FinetuneRequest,
+    run_id: str,
+    model_uri: str,
+    test_f1: float,
+    score_on_this_split: Callable[[str], float],
+) -> dict[str, Any]:
+    """Register the model, then move the champion alias to it only if it beats the champion,
+    scored afresh on the same test split, by the margin."""
+    name = promotion.registered_model_name(request.dataset)
+    registered = promotion.register(client, model_uri, name, run_id)
+    decision = promotion.promote_if_better(
+        client,
+        name,
+        registered.version,
+        test_f1,
+        margin=request.promotion_margin,
+        metric=TEST_METRIC,
+        champion_score=lambda champion: score_on_this_split(f"models:/{name}/{champion.version}"),
+    )
+    current = promotion.champion(client, name)
+    return {
+        "model_name": name,
+        "registered": str(registered.version),
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "champion": None if current is None else str(current.version),
+    }
+
+
 def evaluate_and_register(
     best: dict[str, Any],
     parent: dict[str, Any],
@@ -270,19 +344,7 @@ def evaluate_and_register(
     split = tokenize_split(test, load_tokenizer(), classes, config.max_seq_length, "test")
     probabilities = predict_probabilities(model, eval_loader(split, config.batch_size))
     scores = evaluate_predictions(labels, probabilities, classes)
-    metrics = {
-        "test_accuracy": scores["accuracy"],
-        TEST_METRIC: scores["macro_f1"],
-        "test_expected_calibration_error": scores["expected_calibration_error"],
-        f"best_{SELECTION_METRIC}": best["val_macro_f1"],
-        **{f"test_f1_{c}": v for c, v in scores["per_class_f1"].items() if v is not None},
-    }
-    for key, value in metrics.items():
-        client.log_metric(run_id, key, float(value))
-    client.set_tag(run_id, "governance.best_trial", str(best["index"]))
-    client.log_dict(run_id, scores, "evaluation/test_metrics.json")
-    png = confusion_matrix_png(scores["confusion_matrix"], classes, "test split")
-    _log_bytes(client, run_id, png, "evaluation/confusion_matrix.png")
+    metrics = _log_evaluation(client, run_id, best, scores, classes)
     outcome = {
         "run_id": run_id,
         "version": parent["version"],
@@ -296,32 +358,15 @@ def evaluate_and_register(
     model_uri = serving.log_classifier(
         client, run_id, Path(best["checkpoint"]), classes, config.max_seq_length, examples
     )
-    name = promotion.registered_model_name(request.dataset)
-    registered = promotion.register(client, model_uri, name, run_id)
 
-    def champion_on_this_split(version) -> float:
-        probabilities = _probabilities_of(f"models:/{name}/{version.version}", test[F.TEXT])
+    def score_on_this_split(uri: str) -> float:
+        probabilities = _probabilities_of(uri, test[F.TEXT])
         return evaluate_predictions(labels, probabilities, classes)["macro_f1"]
 
-    decision = promotion.promote_if_better(
-        client,
-        name,
-        registered.version,
-        scores["macro_f1"],
-        margin=request.promotion_margin,
-        metric=TEST_METRIC,
-        champion_score=champion_on_this_split,
+    outcome |= _register_and_promote(
+        client, request, run_id, model_uri, scores["macro_f1"], score_on_this_split
     )
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
-    current = promotion.champion(client, name)
-    outcome = {
-        **outcome,
-        "model_name": name,
-        "registered": str(registered.version),
-        "promoted": decision.promote,
-        "reason": decision.reason,
-        "champion": None if current is None else str(current.version),
-    }
     governance_metrics.emit(governance_metrics.training_figures(request.dataset, outcome))
     return outcome
 

@@ -41,75 +41,86 @@ def _pair_matrix(pairs: pd.DataFrame) -> tuple[list[str], np.ndarray]:
 
 
 def agreement(data: ReportInput) -> Html:
-    agreement = data.audit("agreement")
-    parts: list[Html] = []
-    if not isinstance(agreement, Mapping):
-        parts.append(data.skipped("agreement"))
-    else:
-        parts.append(
-            figures_table(
-                [
-                    ("Krippendorff's alpha (nominal)", agreement.get("krippendorff_alpha")),
-                    ("Fleiss' kappa", agreement.get("fleiss_kappa")),
-                    ("items in Fleiss' kappa", agreement.get("fleiss_items")),
-                    ("annotators", agreement.get("annotators")),
-                    ("votes", agreement.get("votes")),
-                ]
-            )
-        )
-        per_class = agreement.get("per_class") or {}
-        if per_class:
-            rows = [
-                (c, lookup(v, "krippendorff_alpha"), lookup(v, "fleiss_kappa"))
-                for c, v in per_class.items()
-            ]
-            parts += [
-                heading("Per class (one class against the rest)"),
-                table(
-                    ("class", "Krippendorff's alpha", "Fleiss' kappa"),
-                    rows,
-                    table_id="agreement-per-class",
-                ),
-            ]
-    consensus = data.audit("consensus")
-    if isinstance(consensus, Mapping):
-        parts += [
-            heading("Consensus"),
-            figures_table(
-                [
-                    ("items", consensus.get("items")),
-                    ("decided by majority", consensus.get("majority_items")),
-                    ("decided by Dawid-Skene", consensus.get("dawid_skene_items")),
-                    (
-                        "consensus differs from the given label",
-                        consensus.get("disagrees_with_label"),
-                    ),
-                    ("mean confidence", consensus.get("mean_confidence")),
-                ]
-            ),
-        ]
-    pairs = data.table("annotator_pairs")
-    if not pairs.empty and {"annotator_a", "annotator_b", "kappa"} <= set(pairs.columns):
-        names, matrix = _pair_matrix(pairs)
-        size = min(2.5 + 0.4 * len(names), 9.0)
-        png = plots.heatmap(
-            matrix, names, names, title="Pairwise Cohen's kappa", vmin=-1.0, vmax=1.0, size=size
-        )
-        lowest = pairs.sort_values(
-            ["kappa", "annotator_a", "annotator_b"], kind="stable", na_position="first"
-        )
-        parts += [
-            heading("Pairwise Cohen's kappa"),
-            image(png, "pairwise Cohen's kappa"),
-            heading("Least agreeing pairs"),
-            table(
-                ("annotator a", "annotator b", "shared items", "kappa"),
-                frame_rows(
-                    lowest.head(data.examples), ("annotator_a", "annotator_b", "n_items", "kappa")
-                ),
-            ),
-        ]
+    parts = [*_agreement_figures(data), *_consensus_figures(data), *_pairwise_kappa(data)]
     return Html("".join(parts))
+
+
+def _agreement_figures(data: ReportInput) -> list[Html]:
+    agreement = data.audit("agreement")
+    if not isinstance(agreement, Mapping):
+        return [data.skipped("agreement")]
+    parts = [
+        figures_table(
+            [
+                ("Krippendorff's alpha (nominal)", agreement.get("krippendorff_alpha")),
+                ("Fleiss' kappa", agreement.get("fleiss_kappa")),
+                ("items in Fleiss' kappa", agreement.get("fleiss_items")),
+                ("annotators", agreement.get("annotators")),
+                ("votes", agreement.get("votes")),
+            ]
+        )
+    ]
+    per_class = agreement.get("per_class") or {}
+    if per_class:
+        rows = [
+            (c, lookup(v, "krippendorff_alpha"), lookup(v, "fleiss_kappa"))
+            for c, v in per_class.items()
+        ]
+        parts += [
+            heading("Per class (one class against the rest)"),
+            table(
+                ("class", "Krippendorff's alpha", "Fleiss' kappa"),
+                rows,
+                table_id="agreement-per-class",
+            ),
+        ]
+    return parts
+
+
+def _consensus_figures(data: ReportInput) -> list[Html]:
+    consensus = data.audit("consensus")
+    if not isinstance(consensus, Mapping):
+        return []
+    return [
+        heading("Consensus"),
+        figures_table(
+            [
+                ("items", consensus.get("items")),
+                ("decided by majority", consensus.get("majority_items")),
+                ("decided by Dawid-Skene", consensus.get("dawid_skene_items")),
+                (
+                    "consensus differs from the given label",
+                    consensus.get("disagrees_with_label"),
+                ),
+                ("mean confidence", consensus.get("mean_confidence")),
+            ]
+        ),
+    ]
+
+
+def _pairwise_kappa(data: ReportInput) -> list[Html]:
+    pairs = data.table("annotator_pairs")
+    if pairs.empty or not {"annotator_a", "annotator_b", "kappa"} <= set(pairs.columns):
+        return []
+    names, matrix = _pair_matrix(pairs)
+    size = min(2.5 + 0.4 * len(names), 9.0)
+    png = plots.heatmap(
+        matrix, names, names, title="Pairwise Cohen's kappa", vmin=-1.0, vmax=1.0, size=size
+    )
+    lowest = pairs.sort_values(
+        ["kappa", "annotator_a", "annotator_b"], kind="stable", na_position="first"
+    )
+    return [
+        heading("Pairwise Cohen's kappa"),
+        image(png, "pairwise Cohen's kappa"),
+        heading("Least agreeing pairs"),
+        table(
+            ("annotator a", "annotator b", "shared items", "kappa"),
+            frame_rows(
+                lowest.head(data.examples), ("annotator_a", "annotator_b", "n_items", "kappa")
+            ),
+        ),
+    ]
 
 
 def _flag_order(quality: pd.DataFrame, flagged_names: Iterable[Any]) -> tuple[list[str], set[str]]:

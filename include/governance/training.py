@@ -264,6 +264,24 @@ def _prepared_data(version_dir: Path, config: TrialConfig) -> VersionDataModule:
     return data
 
 
+def _fit_or_resume(
+    trainer: pl.Trainer, model: TextClassifier, data: VersionDataModule, last_path: Path
+) -> int | None:
+    """Fit, from ``last_path`` where an interrupted try left it; returns the step resumed
+    from (None for a fresh start)."""
+    resumed_from = checkpoint_step(last_path) if last_path.exists() else None
+    with warnings.catch_warnings():
+        ignored = _IGNORED_WARNINGS + (_IGNORED_ON_RESUME if resumed_from is not None else ())
+        for message in ignored:
+            warnings.filterwarnings("ignore", message=message)
+        trainer.fit(
+            model, datamodule=data, ckpt_path=last_path if resumed_from is not None else None
+        )
+    # the final state too, so that running a finished trial again trains nothing
+    trainer.save_checkpoint(last_path, weights_only=False)
+    return resumed_from
+
+
 def train_trial(
     version_dir: Path,
     config: TrialConfig,
@@ -308,16 +326,7 @@ def train_trial(
         ],
     )
     last_path = checkpoint_dir / LAST_CHECKPOINT
-    resumed_from = checkpoint_step(last_path) if last_path.exists() else None
-    with warnings.catch_warnings():
-        ignored = _IGNORED_WARNINGS + (_IGNORED_ON_RESUME if resumed_from is not None else ())
-        for message in ignored:
-            warnings.filterwarnings("ignore", message=message)
-        trainer.fit(
-            model, datamodule=data, ckpt_path=last_path if resumed_from is not None else None
-        )
-    # the final state too, so that running a finished trial again trains nothing
-    trainer.save_checkpoint(last_path, weights_only=False)
+    resumed_from = _fit_or_resume(trainer, model, data, last_path)
     if best.best_model_score is None:
         raise RuntimeError(f"{checkpoint_dir}: training ended without a validation score")
     return TrialResult(

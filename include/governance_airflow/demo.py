@@ -15,28 +15,34 @@ import os
 import signal
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from governance.contracts import Contract, contracts_dir, data_root, load_contract
+from governance_airflow.demo_metadata import (
+    close_interrupted,
+    create_backfill,
+    last_run_id,
+    serialized,
+    set_paused,
+    snapshot_runs,
+    xcom_value,
+)
+from governance_airflow.demo_progress import (
+    ProgressPrinter,
+    RunSnapshot,
+    describe,
+    finetune_may_start,
+    nights_done,
+)
 
 DEMO_DATASET = "demo_reviews"
 POLL_SECONDS = 1.0
 INDENT = " " * 9  # under a progress line's text
 # After the last night succeeded, how long its Asset event may take to start the fine-tune.
 FINETUNE_START_TIMEOUT = 120.0
-# Task states by what they say about a run, most telling first.
-ACTIVITY = (
-    ("running", "running"),
-    ("up_for_retry", "retrying"),
-    ("up_for_reschedule", "waiting"),
-    ("deferred", "waiting"),
-    ("queued", "queued"),
-    ("scheduled", "queued"),
-)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,241 +65,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=1200, help="seconds for all runs")
     return parser.parse_args(argv)
-
-
-# ---------------------------------------------------------------- progress (pure)
-
-
-@dataclass(frozen=True)
-class RunSnapshot:
-    """One DAG run as the metadata database has it at one poll."""
-
-    dag_id: str
-    run_id: str
-    run_type: str
-    state: str
-    day: str | None = None  # the logical date's day; an Asset-triggered run has none
-    tasks: tuple[tuple[str, str], ...] = ()  # (task_id, state) per task instance
-    seconds: float | None = None  # start to end, once it has ended
-
-    @property
-    def label(self) -> str:
-        return " ".join(part for part in (self.dag_id, self.day, self.run_type) if part)
-
-
-def counted(names: Iterable[str]) -> str:
-    """``train, train, register`` -> ``train x2, register`` (mapped tasks count once each)."""
-    return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in Counter(names).items())
-
-
-def activity(tasks: Sequence[tuple[str, str]]) -> str | None:
-    """What a running run is doing: its running tasks, else what it waits or retries on; None
-    between two tasks (the scheduler has not queued the next one yet)."""
-    for state, word in ACTIVITY:
-        names = [task for task, task_state in tasks if task_state == state]
-        if names:
-            return f"{word} {counted(names)}"
-    return None
-
-
-def describe(run: RunSnapshot) -> str | None:
-    if run.state == "success":
-        return "success" if run.seconds is None else f"success in {run.seconds:.0f} s"
-    if run.state == "failed":
-        for state in ("failed", "upstream_failed"):
-            failed = [task for task, task_state in run.tasks if task_state == state]
-            if failed:
-                return f"FAILED at {counted(failed)}"
-        return "FAILED"
-    if run.state == "queued":
-        return "queued"
-    return activity(run.tasks)
-
-
-@dataclass
-class ProgressPrinter:
-    """One line each time a run's description changes, stamped with seconds since the start."""
-
-    started: float = field(default_factory=time.monotonic)
-    seen: dict[str, str] = field(default_factory=dict)
-
-    def lines(self, runs: Iterable[RunSnapshot], now: float | None = None) -> list[str]:
-        elapsed = (time.monotonic() if now is None else now) - self.started
-        found = []
-        for run in runs:
-            text = describe(run)
-            key = f"{run.dag_id}/{run.run_id}"
-            if text is not None and self.seen.get(key) != text:
-                self.seen[key] = text
-                found.append(f"[{elapsed:4.0f} s] {run.label}: {text}")
-        return found
-
-
-def nights_done(nights: Iterable[RunSnapshot]) -> set[str]:
-    return {run.day for run in nights if run.state == "success" and run.day}
-
-
-def finetune_may_start(days: Sequence[str], done: set[str]) -> bool:
-    """Every night but the last has published: the next publication is the last night's, whose
-    Asset event is the one that should start the fine-tune."""
-    return all(day in done for day in days[:-1])
-
-
-def run_seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
-    if start is None or end is None or end < start:
-        return None
-    return (end - start).total_seconds()
-
-
-# ---------------------------------------------------------------- the metadata database
-
-
-def serialized(dag_ids: Iterable[str]) -> bool:
-    """Whether the dag-processor has stored every one of these DAGs (backfills need it)."""
-    from airflow.models.serialized_dag import SerializedDagModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    wanted = set(dag_ids)
-    with create_session() as session:
-        found = session.scalars(
-            select(SerializedDagModel.dag_id).where(SerializedDagModel.dag_id.in_(wanted))
-        )
-        return wanted <= set(found)
-
-
-def set_paused(dag_id: str, paused: bool) -> None:
-    from airflow.models.dag import DagModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import update
-
-    with create_session() as session:
-        session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=paused))
-
-
-def last_run_id() -> int:
-    """The newest DagRun row before the demo starts: runs created later are the demo's."""
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import func, select
-
-    with create_session() as session:
-        return session.scalar(select(func.max(DagRun.id))) or 0
-
-
-def create_backfill(dag_id: str, days: Sequence[str], max_active_runs: int) -> int:
-    """A backfill over the days, what ``airflow backfill create`` makes; a day that already ran
-    (an earlier ``make run``) is run again."""
-    from airflow.models.backfill import ReprocessBehavior, _create_backfill
-
-    def midnight(day: str) -> dt.datetime:
-        return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.UTC)
-
-    backfill = _create_backfill(
-        dag_id=dag_id,
-        from_date=midnight(days[0]),
-        to_date=midnight(days[-1]),
-        max_active_runs=max_active_runs,
-        reverse=False,
-        dag_run_conf=None,
-        triggering_user_name="make run",
-        reprocess_behavior=ReprocessBehavior.COMPLETED,
-    )
-    return backfill.id
-
-
-def close_interrupted(dag_ids: Sequence[str], backfill_dag_id: str) -> list[str]:
-    """Fail the runs an interrupted ``make run`` left unfinished (their processes were stopped
-    with it) and complete its backfill, so that the next backfill can run those nights again.
-    Returns the runs it failed."""
-    from airflow.api.common.mark_tasks import set_dag_run_state_to_failed
-    from airflow.models.backfill import Backfill
-    from airflow.models.dagrun import DagRun
-    from airflow.models.serialized_dag import SerializedDagModel
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState
-    from sqlalchemy import or_, select
-
-    unfinished = (DagRunState.QUEUED, DagRunState.RUNNING)
-    failed = []
-    with create_session() as session:
-        backfills = session.scalars(
-            select(Backfill).where(
-                Backfill.dag_id == backfill_dag_id, Backfill.completed_at.is_(None)
-            )
-        ).all()
-        runs = session.scalars(
-            select(DagRun).where(
-                DagRun.dag_id.in_(dag_ids),
-                DagRun.state.in_(unfinished),
-                or_(
-                    DagRun.backfill_id.in_([b.id for b in backfills]),
-                    DagRun.run_type == "asset_triggered",
-                ),
-            )
-        ).all()
-        for run in runs:
-            dag = SerializedDagModel.get_dag(run.dag_id, session=session)
-            if dag is None:
-                continue
-            set_dag_run_state_to_failed(dag=dag, run_id=run.run_id, commit=True, session=session)
-            failed.append(f"{run.dag_id} {run.run_id}")
-        for backfill in backfills:
-            backfill.completed_at = dt.datetime.now(dt.UTC)
-    return failed
-
-
-def snapshot_runs(backfill_id: int, after_id: int, dag_ids: Sequence[str]) -> list[RunSnapshot]:
-    """The backfill's runs and every run of these DAGs created since the demo started."""
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import or_, select
-
-    with create_session() as session:
-        runs = session.scalars(
-            select(DagRun)
-            .where(
-                DagRun.dag_id.in_(dag_ids),
-                or_(DagRun.backfill_id == backfill_id, DagRun.id > after_id),
-            )
-            .order_by(DagRun.logical_date.is_(None), DagRun.logical_date, DagRun.id)
-        ).all()
-        found = []
-        for run in runs:
-            tasks = session.execute(
-                select(TaskInstance.task_id, TaskInstance.state)
-                .where(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
-                .order_by(TaskInstance.task_id, TaskInstance.map_index)
-            ).all()
-            found.append(
-                RunSnapshot(
-                    dag_id=run.dag_id,
-                    run_id=run.run_id,
-                    run_type=state_name(run.run_type),
-                    state=state_name(run.state),
-                    day=run.logical_date.date().isoformat() if run.logical_date else None,
-                    tasks=tuple((task, state_name(state)) for task, state in tasks),
-                    seconds=run_seconds(run.start_date, run.end_date),
-                )
-            )
-        return found
-
-
-def state_name(state: Any) -> str:
-    """An Airflow state enum, a plain string or None (a task instance not yet scheduled)."""
-    return "none" if state is None else str(getattr(state, "value", state))
-
-
-def xcom_value(dag_id: str, run_id: str, task_id: str) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.scalars(
-            XComModel.get_many(run_id=run_id, key="return_value", task_ids=task_id, dag_ids=dag_id)
-        ).first()
-        return None if row is None else XComModel.deserialize_value(row)
 
 
 def mlflow_store() -> str:
@@ -469,7 +240,7 @@ def run_airflow(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from governance.demo_feed import generate_feed
+    from governance.demo.feed import generate_feed
     from governance_airflow.embedded import database_env
 
     # Before Airflow is first imported here: this process writes to SQLite as well.
@@ -522,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def day_report(truth: Any, night: RunSnapshot, root: Path) -> str:
-    from governance.evaluation import evaluate_version, format_scores
+    from governance.demo.evaluation import evaluate_version, format_scores
     from governance.publish import read_manifest
     from governance.summary import format_day_summary
 

@@ -43,7 +43,7 @@ def loopback_only():
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, loopback_only):
-    from governance.demo_feed import generate_feed
+    from governance.demo.feed import generate_feed
 
     with private_mlflow(tmp_path_factory.mktemp("finetune_dag")) as base:
         data = base / "data"

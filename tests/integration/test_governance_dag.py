@@ -130,7 +130,7 @@ def test_senti4sd_labels_canonicalised_and_conflicts_reported(senti: Path) -> No
 
 
 def test_demo_feed_stages_catch_the_injected_defects(demo) -> None:
-    from governance.evaluation import evaluate_version
+    from governance.demo.evaluation import evaluate_version
 
     root, truths = demo
     for truth in truths:
@@ -207,7 +207,7 @@ def test_a_bad_param_is_refused_before_any_task_runs(module_root: Path) -> None:
 
 
 def test_demo_audit_finds_the_flipped_labels_and_the_unreliable_annotators(demo) -> None:
-    from governance.evaluation import combine_scores, evaluate_version
+    from governance.demo.evaluation import combine_scores, evaluate_version
 
     root, truths = demo
     scores = combine_scores(

@@ -18,7 +18,7 @@ DAY = "2026-10-01"
 def test_a_nights_figures_arrive_with_the_manifests_values(
     tmp_path: Path, airflow_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from governance.demo_feed import generate_feed
+    from governance.demo.feed import generate_feed
 
     listener = StatsdListener()
     monkeypatch.setenv(metrics.PORT_ENV, str(listener.port))

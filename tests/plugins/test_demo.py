@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from governance.contracts import contracts_dir, load_contract
-from governance_airflow import demo, embedded
-from governance_airflow.demo import ProgressPrinter, RunSnapshot, Watch
+from governance_airflow import demo, demo_metadata, demo_progress, embedded
+from governance_airflow.demo import Watch
+from governance_airflow.demo_progress import ProgressPrinter, RunSnapshot
 
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
 
@@ -40,27 +41,32 @@ def tune(state: str) -> RunSnapshot:
 
 
 def test_counted_names_mapped_tasks_once_with_their_number() -> None:
-    assert demo.counted(["train", "train", "register"]) == "train x2, register"
-    assert demo.counted([]) == ""
+    assert demo_progress.counted(["train", "train", "register"]) == "train x2, register"
+    assert demo_progress.counted([]) == ""
 
 
 def test_a_run_is_described_by_its_most_telling_tasks() -> None:
-    assert demo.describe(night("d", "queued")) == "queued"
+    assert demo_progress.describe(night("d", "queued")) == "queued"
     running = night("d", "running", ("ingest_validate", "success"), ("deduplicate", "running"))
-    assert demo.describe(running) == "running deduplicate"
+    assert demo_progress.describe(running) == "running deduplicate"
     waiting = night("d", "running", ("wait_for_history", "up_for_reschedule"))
-    assert demo.describe(waiting) == "waiting wait_for_history"
-    assert demo.describe(night("d", "running", ("split", "up_for_retry"))) == "retrying split"
-    assert demo.describe(night("d", "success", seconds=21.4)) == "success in 21 s"
+    assert demo_progress.describe(waiting) == "waiting wait_for_history"
+    assert (
+        demo_progress.describe(night("d", "running", ("split", "up_for_retry"))) == "retrying split"
+    )
+    assert demo_progress.describe(night("d", "success", seconds=21.4)) == "success in 21 s"
     failed = night("d", "failed", ("gate", "failed"), ("publish", "upstream_failed"))
-    assert demo.describe(failed) == "FAILED at gate"
-    assert demo.describe(night("d", "failed", ("publish", "upstream_failed"))) == (
+    assert demo_progress.describe(failed) == "FAILED at gate"
+    assert demo_progress.describe(night("d", "failed", ("publish", "upstream_failed"))) == (
         "FAILED at publish"
     )
 
 
 def test_between_two_tasks_a_run_has_nothing_new_to_say() -> None:
-    assert demo.describe(night("d", "running", ("split", "success"), ("audit", "none"))) is None
+    assert (
+        demo_progress.describe(night("d", "running", ("split", "success"), ("audit", "none")))
+        is None
+    )
 
 
 def test_the_printer_writes_a_line_only_when_a_run_changes() -> None:
@@ -81,26 +87,26 @@ def test_the_printer_writes_a_line_only_when_a_run_changes() -> None:
 
 def test_run_seconds_needs_both_ends() -> None:
     start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-    assert demo.run_seconds(start, start + dt.timedelta(seconds=12)) == 12.0
-    assert demo.run_seconds(start, None) is None
-    assert demo.run_seconds(start + dt.timedelta(seconds=1), start) is None
+    assert demo_progress.run_seconds(start, start + dt.timedelta(seconds=12)) == 12.0
+    assert demo_progress.run_seconds(start, None) is None
+    assert demo_progress.run_seconds(start + dt.timedelta(seconds=1), start) is None
 
 
 def test_state_names() -> None:
     from airflow.utils.state import DagRunState
 
-    assert demo.state_name(DagRunState.SUCCESS) == "success"
-    assert demo.state_name("running") == "running"
-    assert demo.state_name(None) == "none"
+    assert demo_metadata.state_name(DagRunState.SUCCESS) == "success"
+    assert demo_metadata.state_name("running") == "running"
+    assert demo_metadata.state_name(None) == "none"
 
 
 # ---------------------------------------------------------------- the fine-tune trigger
 
 
 def test_the_fine_tune_may_start_once_every_night_but_the_last_has_published() -> None:
-    assert not demo.finetune_may_start(DAYS, {"2026-11-01"})
-    assert demo.finetune_may_start(DAYS, {"2026-11-01", "2026-11-02"})
-    assert demo.finetune_may_start(DAYS[:1], set())  # one night: its event is the last one
+    assert not demo_progress.finetune_may_start(DAYS, {"2026-11-01"})
+    assert demo_progress.finetune_may_start(DAYS, {"2026-11-01", "2026-11-02"})
+    assert demo_progress.finetune_may_start(DAYS[:1], set())  # one night: its event is the last one
 
 
 @pytest.fixture

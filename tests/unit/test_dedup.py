@@ -258,7 +258,7 @@ def test_deterministic_across_hash_seeds() -> None:
 def test_sketch_prefilter_never_changes_the_verified_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pairs right around the threshold, within the day and against history: skipping the
     prefilter (every candidate checked exactly) must give the very same result."""
-    from governance import dedup as dedup_module
+    from governance import dedup_match
 
     rng = np.random.default_rng(7)
     texts1, labels1 = planted_day(3, 400, "h")
@@ -274,7 +274,7 @@ def test_sketch_prefilter_never_changes_the_verified_pairs(monkeypatch: pytest.M
         labels2.append(labels1[k] if k % 2 else labels2[k])
     day2 = as_items(texts2, labels2, source="d2")
     filtered = deduplicate(day2, history, DedupConfig())
-    monkeypatch.setattr(dedup_module, "sketch_margin", lambda threshold, size: 2.0)
+    monkeypatch.setattr(dedup_match, "sketch_margin", lambda threshold, size: 2.0)
     exhaustive = deduplicate(day2, history, DedupConfig())
     assert filtered.stats["checked_pairs"] < exhaustive.stats["checked_pairs"]
     assert filtered.stats["near_dropped"] >= 30  # the single-word edits (Jaccard 15/17)

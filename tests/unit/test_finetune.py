@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from governance import tracking
-from governance.demo_feed import generate_feed
+from governance.demo.feed import generate_feed
 from governance.finetune import (
     LR_FACTORS,
     TRIAL_TAG,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from governance import pipeline
-from governance.demo_feed import generate_feed
+from governance.demo.feed import generate_feed
 from governance.errors import GateFailedError
 from governance.history import (
     HistoryNotSettledError,

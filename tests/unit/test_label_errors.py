@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from governance.demo_text import compose_review
+from governance.demo.text import compose_review
 from governance.label_errors import QUEUE_COLUMNS, find_suspected_errors, vote_strings
 
 CLASSES = ["positive", "neutral", "negative"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from governance.demo_feed import generate_feed
+from governance.demo.feed import generate_feed
 from governance.frames import SPLITS
 from governance.pipeline import DayRun, run_day
 from governance.publish import read_manifest

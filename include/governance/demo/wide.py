@@ -17,7 +17,7 @@ from typing import cast
 
 import numpy as np
 
-from governance.demo_text import (
+from governance.demo.text import (
     CLASS_PRIOR,
     CLASSES,
     INSERTABLE,

@@ -1,6 +1,6 @@
 """Scores a published version against the demo feed's ground truth, stage by stage.
 
-The demo feed (``governance.demo_feed``) knows every defect it injected; this module reads what the
+The demo feed (``governance.demo.feed``) knows every defect it injected; this module reads what the
 pipeline published for the same day and counts, per stage, the defects it caught (tp), the clean
 rows it flagged (fp) and the defects it missed (fn). Matching keys:
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from governance import frames
-from governance.demo_feed import DayTruth, load_truth
+from governance.demo.feed import DayTruth, load_truth
 from governance.errors import InvalidInputError, MissingInputError
 
 STAGES = (

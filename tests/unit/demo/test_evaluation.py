@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 
 from governance.contracts import PROJECT_ROOT, load_contract
-from governance.demo_feed import DATASET, DayTruth, generate_feed
-from governance.evaluation import (
+from governance.demo.evaluation import (
     STAGES,
     combine_scores,
     evaluate_feed,
     evaluate_version,
     format_scores,
 )
+from governance.demo.feed import DATASET, DayTruth, generate_feed
 
 DAY = "2026-02-01"
 SPLIT_COLUMNS = [

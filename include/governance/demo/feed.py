@@ -2,8 +2,9 @@
 
 The real datasets cannot ship with the project, so the demo generates its own: each day a few JSON
 Lines exports (one line per vote) land under ``<landing_root>/<dataset>/<YYYY-MM-DD>/`` and the
-truth about every injected defect goes to ``<truth_root>/<dataset>/<YYYY-MM-DD>.json``, outside the
-landing area so ingestion never sees it. ``governance.evaluation`` scores each stage against it.
+truth about every injected defect goes to ``<truth_root>/<dataset>/<YYYY-MM-DD>.json``, outside
+the landing area so ingestion never sees it. ``governance.demo.evaluation`` scores each stage
+against it.
 
 Generation is deterministic (same seed, same bytes) and carries state across days: duplicates of
 earlier days only ever copy texts that were valid, unique and therefore published on those days.
@@ -12,17 +13,15 @@ A day depends on the days before it, so regenerate from the same ``start`` to ex
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
-from governance.demo_text import (
+from governance.demo.text import (
     CLASS_PRIOR,
     CLASSES,
     SHORT_TEXTS,
@@ -35,7 +34,8 @@ from governance.demo_text import (
     respell,
     word_set,
 )
-from governance.demo_wide import WideFeedSummary, write_wide_csv
+from governance.demo.truth import DayTruth, DefectRates, load_truth, truth_path
+from governance.demo.wide import WideFeedSummary, write_wide_csv
 from governance.errors import InvalidInputError
 
 __all__ = [
@@ -77,73 +77,6 @@ NEAR_MIN_SIMILARITY = 0.82  # a near duplicate stays this close to its source
 NEAR_MAX_OTHER_SIMILARITY = 0.75  # ... and this far from everything outside its cluster
 HARD_NEGATIVE_BAND = (0.5, 0.75)  # same templates, alike, but not duplicates
 MAX_ATTEMPTS = 2000
-
-
-@dataclass(frozen=True)
-class DefectRates:
-    """How often each defect is injected, per item (per vote for votes, per line for lines)."""
-
-    unparseable: float = 0.01
-    bad_text: float = 0.01
-    bad_vote: float = 0.01
-    dirty_label: float = 0.05
-    exact_duplicate: float = 0.04
-    near_duplicate: float = 0.04
-    hard_negative: float = 0.02
-    conflict: float = 0.01
-    flipped: float = 0.03
-
-
-@dataclass
-class DayTruth:
-    """What was injected into one day's landing files; (file, line) pairs are 1-based lines."""
-
-    dataset: str
-    day: str
-    unparseable: list[tuple[str, int]] = field(default_factory=list)
-    schema_violations: list[tuple[str, int]] = field(default_factory=list)
-    dirty_labels: list[tuple[str, int, str]] = field(default_factory=list)
-    exact_duplicates: list[str] = field(default_factory=list)
-    near_duplicates: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-    flipped_items: list[str] = field(default_factory=list)
-    unreliable_annotators: list[str] = field(default_factory=list)
-    true_labels: dict[str, str] = field(default_factory=dict)
-    rows: int = 0
-    # The same dirty votes keyed as the annotations table keys them: (item_id, annotator, label).
-    dirty_votes: list[tuple[str, str, str]] = field(default_factory=list)
-    # Every exact, near or conflicting duplicate -> the item it copies.
-    duplicate_of: dict[str, str] = field(default_factory=dict)
-    # (item_id, look-alike item_id): same templates, below the near-duplicate threshold.
-    hard_negatives: list[tuple[str, str]] = field(default_factory=list)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> DayTruth:
-        raw = json.loads(text)
-        tuple_fields = {
-            "unparseable",
-            "schema_violations",
-            "dirty_labels",
-            "dirty_votes",
-            "hard_negatives",
-        }
-        values: dict[str, Any] = {
-            f.name: [tuple(v) for v in raw[f.name]] if f.name in tuple_fields else raw[f.name]
-            for f in fields(cls)
-            if f.name in raw
-        }
-        return cls(**values)
-
-
-def truth_path(truth_root: Path, dataset: str, day: date | str) -> Path:
-    return Path(truth_root) / dataset / f"{day}.json"
-
-
-def load_truth(truth_root: Path, dataset: str, day: date | str) -> DayTruth:
-    return DayTruth.from_json(truth_path(truth_root, dataset, day).read_text(encoding="utf-8"))
 
 
 @dataclass
@@ -559,44 +492,3 @@ def generate_feed(
         ]
         truths.append(truth)
     return truths
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command line: write the demo feed, or the wide CSV that the benchmarks read."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    feed = commands.add_parser("feed", help="daily JSON Lines partitions plus their truth")
-    feed.add_argument("--landing-root", type=Path, required=True)
-    feed.add_argument("--truth-root", type=Path, required=True)
-    feed.add_argument("--start", type=date.fromisoformat, required=True)
-    feed.add_argument("--days", type=int, default=3)
-    feed.add_argument("--items-per-day", type=int, default=400)
-    feed.add_argument("--seed", type=int, default=7)
-    feed.add_argument("--dataset", default=DATASET)
-    wide = commands.add_parser("wide", help="one wide CSV for the benchmarks")
-    wide.add_argument("path", type=Path)
-    wide.add_argument("--rows", type=int, default=1_000_000)
-    wide.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
-    if args.command == "wide":
-        print(write_wide_csv(args.path, args.rows, args.seed))
-        return
-    for truth in generate_feed(
-        args.landing_root,
-        args.truth_root,
-        args.start,
-        args.days,
-        args.items_per_day,
-        args.seed,
-        args.dataset,
-    ):
-        print(
-            f"{truth.day}: {truth.rows} lines, {len(truth.unparseable)} unparseable, "
-            f"{len(truth.schema_violations)} schema violations, {len(truth.dirty_labels)} dirty "
-            f"labels, {len(truth.exact_duplicates)} exact and {len(truth.near_duplicates)} near "
-            f"duplicates, {len(truth.conflicts)} in conflicts"
-        )
-
-
-if __name__ == "__main__":
-    main()

@@ -19,7 +19,7 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
 from governance.contracts import PROJECT_ROOT, Contract, load_contract
-from governance.demo_feed import DATASET, DayTruth, generate_feed, load_truth, write_wide_csv
+from governance.demo.feed import DATASET, DayTruth, generate_feed, load_truth, write_wide_csv
 
 START = date(2026, 3, 1)
 DAYS = 3
@@ -339,3 +339,23 @@ def test_wide_csv_matches_its_summary_and_contract(tmp_path: Path) -> None:
     assert repeats == summary.exact_duplicates + summary.conflicts
     write_wide_csv(tmp_path / "again.csv", 5000, seed=5)
     assert (tmp_path / "again.csv").read_bytes() == path.read_bytes()
+
+
+def test_the_command_line_writes_the_feed_it_describes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from governance.demo.__main__ import main
+
+    landing, truth_root = tmp_path / "landing", tmp_path / "truth"
+    where = ["--landing-root", str(landing), "--truth-root", str(truth_root)]
+    main(["feed", *where, "--start", "2026-03-01", "--days", "2", "--items-per-day", "60"])
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in printed] == ["2026-03-01", "2026-03-02"]
+    for line in printed:
+        truth = load_truth(truth_root, DATASET, line.split(":")[0])
+        assert line.startswith(f"{truth.day}: {truth.rows} lines, {len(truth.unparseable)} ")
+        assert (landing / DATASET / truth.day / "_SUCCESS").is_file()
+    main(["wide", str(tmp_path / "wide.csv"), "--rows", "500", "--seed", "1"])
+    assert "500" in capsys.readouterr().out
+    with (tmp_path / "wide.csv").open() as handle:
+        assert sum(1 for _ in handle) >= 500
