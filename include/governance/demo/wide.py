@@ -26,6 +26,7 @@ from governance.demo.text import (
     SLOTS,
     review_of,
 )
+from governance.demo.truth import DefectRates
 from governance.errors import InvalidInputError
 
 COLUMNS = ("item_id", "text", "r1", "r2", "r3")
@@ -78,17 +79,19 @@ SYLLABLES = (
 )
 
 
-@dataclass(frozen=True)
-class WideRates:
-    """Share of rows (of votes for the label defects) that carry each defect."""
-
-    unparseable: float = 0.003
-    bad_text: float = 0.005
-    bad_vote: float = 0.002
-    dirty_label: float = 0.03
-    exact_duplicate: float = 0.03
-    near_duplicate: float = 0.03
-    conflict: float = 0.005
+# Share of rows (of votes for the label defects) that carry each defect; the wide file has no
+# look-alikes and no flipped items.
+WIDE_RATES = DefectRates(
+    unparseable=0.003,
+    bad_text=0.005,
+    bad_vote=0.002,
+    dirty_label=0.03,
+    exact_duplicate=0.03,
+    near_duplicate=0.03,
+    hard_negative=0.0,
+    conflict=0.005,
+    flipped=0.0,
+)
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ def _asides() -> np.ndarray:
     return np.array(values, dtype=object)
 
 
-def _defect_rows(rng: np.random.Generator, rates: WideRates, n: int) -> dict[str, np.ndarray]:
+def _defect_rows(rng: np.random.Generator, rates: DefectRates, n: int) -> dict[str, np.ndarray]:
     """Disjoint sorted row sets per row defect; the first rows stay clean to be copied."""
     kinds = ("exact", "near", "conflict", "bad_text", "unparseable")
     shares = (
@@ -227,7 +230,7 @@ def _inject_copies(
 
 
 def _votes(
-    rng: np.random.Generator, labels: np.ndarray, rates: WideRates
+    rng: np.random.Generator, labels: np.ndarray, rates: DefectRates
 ) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
     """Three spelled votes per row (r1, r2, r3), the dirty mask and the unknown-label mask."""
     votes = np.repeat(labels[:, None], 3, axis=1)
@@ -243,12 +246,11 @@ def _votes(
 
 
 def write_wide_csv(
-    path: Path, rows: int, seed: int = 7, rates: WideRates | None = None
+    path: Path, rows: int, seed: int = 7, rates: DefectRates = WIDE_RATES
 ) -> WideFeedSummary:
     """Write ``rows`` data rows (plus a header) to ``path``; the same seed gives the same bytes."""
     if rows < 100:
         raise InvalidInputError(f"rows must be at least 100, got {rows}")
-    rates = rates or WideRates()
     rng = np.random.default_rng(seed)
     texts, labels = _reviews(rng, seed, rows)
     defects = _defect_rows(rng, rates, rows)
