@@ -8,7 +8,6 @@ trial checkpoints into a folder stable per (run, trial), so a retried or killed 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from governance import metrics as governance_metrics
 from governance import promotion, run_inputs, serving, tracking
 from governance.contracts import Contract, FinetuneSpec
 from governance.errors import InvalidInputError
+from governance.layout import DatasetLayout, run_slug
 from governance.model_eval import confusion_matrix_png, evaluate_predictions
 from governance.snapshot import build_snapshot
 from governance.training import (
@@ -85,7 +85,7 @@ class RunContext:
 
     @property
     def slug(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id)[:120]
+        return run_slug(self.run_id)
 
 
 def trial_grid(request: FinetuneRequest) -> list[dict[str, Any]]:
@@ -105,7 +105,7 @@ def trial_grid(request: FinetuneRequest) -> list[dict[str, Any]]:
 
 def checkpoint_dir(context: RunContext, dataset: str, trial: int) -> Path:
     """Stable per (DAG run, trial): a retry finds the checkpoints of the try it replaces."""
-    return context.root / "checkpoints" / dataset / context.slug / f"trial-{trial:02d}"
+    return DatasetLayout(context.root, dataset).checkpoints(context.run_id, trial)
 
 
 def _run_key(context: RunContext) -> dict[str, str]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from governance.errors import NonRetryableError, RetryableError
 from governance.hashing import sha256_file
+from governance.layout import DatasetLayout
 
 MANIFEST = "manifest.json"
 # Files whose bytes name the run that wrote them; the data digest leaves them out, so a rerun that
@@ -104,7 +105,8 @@ class Ledger:
         no contract at hand may leave it out, and then the earliest settled day stands for it."""
         self.root = Path(root)
         self.dataset = dataset
-        self.folder = self.root / "state" / dataset / "days"
+        self.layout = DatasetLayout(self.root, dataset)
+        self.folder = self.layout.ledger
         self._origin = origin
 
     @property
@@ -118,7 +120,7 @@ class Ledger:
     def lock(self) -> Iterator[None]:
         """Exclusive across processes: every write of a version, record or flag happens inside."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with (self.folder.parent / "ledger.lock").open("a") as handle:
+        with self.layout.ledger_lock.open("a") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
                 yield
@@ -213,7 +215,7 @@ class Ledger:
         return [records[d].entry() for d in days_between(self.origin, day) if d in records]
 
     def _why_changed(self, record: DayRecord, records: Mapping[str, DayRecord]) -> str:
-        manifest = self.root / "curated" / self.dataset / record.day / MANIFEST
+        manifest = self.layout.version(record.day) / MANIFEST
         recorded: list[dict[str, Any]] = []
         if record.status == Settlement.PUBLISHED and manifest.exists():
             recorded = (
@@ -238,7 +240,7 @@ class Ledger:
 
     def _set_stale(self, record: DayRecord, stale: bool, why: str) -> None:
         manifest_sha = record.manifest_sha256
-        folder = self.root / "curated" / self.dataset / record.day
+        folder = self.layout.version(record.day)
         if record.status == Settlement.PUBLISHED and (folder / MANIFEST).exists():
             from governance.publish import read_manifest, write_json_atomic
 
@@ -331,7 +333,7 @@ def verify(ledger: Ledger, deep: bool = True) -> list[Finding]:
     """
     findings: list[Finding] = []
     records = ledger.records()
-    curated = ledger.root / "curated" / ledger.dataset
+    curated = ledger.layout.curated
     for day, (stale, why) in ledger.expected_staleness().items():
         record = records[day]
         if stale:

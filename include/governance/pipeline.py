@@ -32,6 +32,7 @@ from governance.history import (
     history_digest,
 )
 from governance.ingest import read_partition
+from governance.layout import DatasetLayout
 from governance.publish import (
     MANIFEST,
     check_conservation,
@@ -68,12 +69,16 @@ class DayRun:
         return self.contract.name
 
     @property
+    def layout(self) -> DatasetLayout:
+        return DatasetLayout(self.root, self.name)
+
+    @property
     def landing_dir(self) -> Path:
-        return self.root / "landing" / self.name / self.day
+        return self.layout.landing(self.day)
 
     @property
     def curated_root(self) -> Path:
-        return self.root / "curated" / self.name
+        return self.layout.curated
 
     @property
     def version_dir(self) -> Path:
@@ -82,7 +87,7 @@ class DayRun:
     @property
     def unpublished_dir(self) -> Path:
         """Where a dry run or a version the gate refused leaves its report and tables."""
-        return self.root / "unpublished" / self.name / self.day
+        return self.layout.unpublished(self.day)
 
     @property
     def ledger(self) -> Ledger:
@@ -92,12 +97,11 @@ class DayRun:
     @property
     def withdrawn_dir(self) -> Path:
         """Where a published version goes when a rerun of its day is refused by the gate."""
-        return self.root / "withdrawn" / self.name
+        return self.layout.withdrawn
 
     @property
     def work_dir(self) -> Path:
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id)[:120]
-        return self.root / "work" / self.name / self.day / slug
+        return self.layout.work(self.day, self.run_id)
 
     def work(self, name: str) -> Path:
         self.work_dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from governance import frames as F
 from governance.errors import NonRetryableError
 from governance.hashing import sha256_file
 from governance.history import Ledger
+from governance.layout import DatasetLayout
 from governance.pipeline import published_versions
 from governance.publish import MANIFEST, publish_version, read_manifest
 
@@ -29,7 +30,7 @@ class SnapshotError(NonRetryableError):
 
 
 def snapshot_dir(root: Path, dataset: str, version: str) -> Path:
-    return root / "snapshots" / dataset / version
+    return DatasetLayout(root, dataset).snapshot(version)
 
 
 def trainable_versions(root: Path, dataset: str) -> list[str]:
@@ -51,13 +52,13 @@ def resolve_version(root: Path, dataset: str, requested: str | None) -> str:
         raise SnapshotError(f"{dataset}: no published version to fine-tune on yet")
     if version not in days:
         known = ", ".join(days[-5:]) or "none"
-        if version in published_versions(root / "curated" / dataset):
+        if version in published_versions(DatasetLayout(root, dataset).curated):
             raise SnapshotError(
                 f"{dataset}: version {version} or a day before it is stale or unsettled; "
                 f"reconcile the dataset first (trainable: {known})"
             )
         raise SnapshotError(f"{dataset}: version {version} is not published (latest: {known})")
-    gate = read_manifest(root / "curated" / dataset / version).get("gate", {})
+    gate = read_manifest(DatasetLayout(root, dataset).version(version)).get("gate", {})
     if gate.get("status") != "passed":
         raise SnapshotError(f"{dataset} {version}: the gate did not pass ({gate.get('status')})")
     return version
@@ -74,7 +75,7 @@ def _version_entry(root: Path, folder: Path) -> dict[str, Any]:
 def build_snapshot(root: Path, dataset: str, version: str | None) -> Path:
     """Write (or reuse, when the same versions are already in it) the snapshot of ``version``."""
     version = resolve_version(root, dataset, version)
-    curated = root / "curated" / dataset
+    curated = DatasetLayout(root, dataset).curated
     days = [d for d in trainable_versions(root, dataset) if d <= version]
     entries = [_version_entry(root, curated / d) for d in days]
     target = snapshot_dir(root, dataset, version)

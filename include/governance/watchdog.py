@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from governance.contracts import Contract
+from governance.layout import DatasetLayout, task_failures
 from governance.pipeline import published_versions
-
-FAILURES = Path("state") / "task_failures"
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ def expected_day(contract: Contract, now: dt.datetime) -> dt.date:
 
 def freshness(root: Path, contract: Contract, now: dt.datetime) -> WatchResult:
     day = expected_day(contract, now)
-    days = published_versions(root / "curated" / contract.name)
+    days = published_versions(DatasetLayout(root, contract.name).curated)
     if day.isoformat() in days or (days and days[-1] > day.isoformat()):
         return WatchResult(True, f"{contract.name}: version {day} is published")
     if not days:
@@ -96,7 +95,7 @@ class FinalFailure:
 
 def record_final_failure(root: Path, failure: FinalFailure) -> Path:
     """Append one line to the day's failure log (small appends are atomic with O_APPEND)."""
-    folder = root / FAILURES
+    folder = task_failures(root)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{failure.failed_at[:10]}.jsonl"
     line = (json.dumps(asdict(failure), sort_keys=True) + "\n").encode()
@@ -109,7 +108,7 @@ def record_final_failure(root: Path, failure: FinalFailure) -> Path:
 
 
 def final_failures(root: Path, since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
-    folder = root / FAILURES
+    folder = task_failures(root)
     found = []
     day = since.date()
     while day <= until.date():

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.contracts import Contract, contracts_dir, data_root, load_contract
+from governance.layout import DatasetLayout, landing_root
 from governance_airflow.demo_metadata import (
     close_interrupted,
     create_backfill,
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     truths = generate_feed(
-        root / "landing",
+        landing_root(root),
         root / "truth",
         start,
         args.days,
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         dataset=DEMO_DATASET,
     )
-    print(f"Generated {args.days} days of '{DEMO_DATASET}' under {root / 'landing'}", flush=True)
+    print(f"Generated {args.days} days of '{DEMO_DATASET}' under {landing_root(root)}", flush=True)
     days = [truth.day for truth in truths]
 
     def report_nights(nights: list[RunSnapshot]) -> None:
@@ -297,7 +298,7 @@ def day_report(truth: Any, night: RunSnapshot, root: Path) -> str:
     from governance.publish import read_manifest
     from governance.summary import format_day_summary
 
-    version_dir = root / "curated" / DEMO_DATASET / truth.day
+    version_dir = DatasetLayout(root, DEMO_DATASET).version(truth.day)
     manifest = read_manifest(version_dir)
     return (
         f"{format_day_summary(manifest, version_dir)}\n"

@@ -14,6 +14,7 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, get_current_conte
 from airflow.sdk.exceptions import AirflowSkipException
 
 from governance.contracts import Contract, data_root
+from governance.layout import DatasetLayout
 from governance.stages import STAGES, Stage
 from governance_airflow.deadlines import deadline_for
 from governance_airflow.failures import record_failure
@@ -139,7 +140,7 @@ def publication(
         raise AirflowSkipException("dry run: computed everything, published nothing")
     context["outlet_events"][asset].extra = {
         "version": manifest["version"],
-        "path": str(data_root() / "curated" / contract.name / manifest["version"]),
+        "path": str(DatasetLayout(data_root(), contract.name).version(manifest["version"])),
         "rows_in": manifest["conservation"]["rows_in"],
     }
     return summary

@@ -8,6 +8,7 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from governance.contracts import Contract, data_root
+from governance.layout import DatasetLayout
 from governance_airflow.runtime import resolve_day
 
 
@@ -40,7 +41,7 @@ class LandingPartitionSensor(BaseSensorOperator):
         self.contract = contract
 
     def partition(self, context: Any) -> Any:
-        return data_root() / "landing" / self.contract.name / resolve_day(context)
+        return DatasetLayout(data_root(), self.contract.name).landing(resolve_day(context))
 
     def poke(self, context: Any) -> bool:
         path = self.partition(context)
