@@ -33,6 +33,7 @@ from governance.history import (
 )
 from governance.ingest import read_partition
 from governance.layout import DatasetLayout
+from governance.manifest import validated
 from governance.publish import (
     MANIFEST,
     check_conservation,
@@ -396,7 +397,9 @@ def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, An
 def write_version(
     target: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, Any]
 ) -> dict[str, Any]:
-    """The tables, the review queue as CSV and the HTML report, then the manifest, atomically."""
+    """The tables, the review queue as CSV and the HTML report, then the manifest, atomically;
+    a manifest that is not what readers rely on stops the run before anything is written."""
+    validated(manifest, str(target / MANIFEST))
     files = {
         "report.html": render_report(manifest, tables).encode("utf-8"),
         "review_queue.csv": tables["review_queue"].to_csv(index=False).encode("utf-8"),

@@ -21,8 +21,8 @@ import pandas as pd
 
 from governance.errors import NonRetryableError
 from governance.hashing import sha256_file
+from governance.manifest import MANIFEST
 
-MANIFEST = "manifest.json"
 STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".trash-"
 

@@ -19,6 +19,7 @@ from governance.errors import NonRetryableError
 from governance.hashing import sha256_file
 from governance.history import Ledger
 from governance.layout import DatasetLayout
+from governance.manifest import read_version_manifest
 from governance.pipeline import published_versions
 from governance.publish import MANIFEST, publish_version, read_manifest
 
@@ -58,9 +59,9 @@ def resolve_version(root: Path, dataset: str, requested: str | None) -> str:
                 f"reconcile the dataset first (trainable: {known})"
             )
         raise SnapshotError(f"{dataset}: version {version} is not published (latest: {known})")
-    gate = read_manifest(DatasetLayout(root, dataset).version(version)).get("gate", {})
-    if gate.get("status") != "passed":
-        raise SnapshotError(f"{dataset} {version}: the gate did not pass ({gate.get('status')})")
+    gate = read_version_manifest(DatasetLayout(root, dataset).version(version)).gate
+    if gate.status != "passed":
+        raise SnapshotError(f"{dataset} {version}: the gate did not pass ({gate.status})")
     return version
 
 

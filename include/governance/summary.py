@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.frames import SPLITS
+from governance.manifest import GateDecision, VersionManifest
 
 
 def _counts(mapping: dict[str, int]) -> str:
@@ -52,33 +53,28 @@ def audit_lines(audit: dict[str, Any]) -> list[str]:
     return lines
 
 
-def gate_line(gate: dict[str, Any]) -> str:
-    status = gate.get("status", "unknown")
-    if status == "failed":
-        return f"FAILED: {gate['message']}"
-    return status
+def gate_line(gate: GateDecision) -> str:
+    return f"FAILED: {gate.message}" if gate.status == "failed" else gate.status
 
 
-def format_day_summary(manifest: dict[str, Any], version_dir: Path | None = None) -> str:
-    counts = manifest["counts"]
-    quarantined = counts["quarantined"]
-    splits = counts["splits"]
-    cons = manifest["conservation"]
+def format_day_summary(manifest: VersionManifest, version_dir: Path | None = None) -> str:
+    counts, cons = manifest.counts, manifest.conservation
+    quarantined, splits = counts.quarantined, counts.splits
     lines = [
-        f"{manifest['dataset']} {manifest['version']}"
-        + (" (dry run, nothing published)" if manifest.get("dry_run") else ""),
-        f"  rows in        {counts['rows_in']}",
-        f"  quarantined    {quarantined['total']} by stage: {_counts(quarantined['by_stage'])}",
-        f"                 by reason: {_counts(quarantined['by_reason'])}",
-        f"  duplicates     exact {counts['duplicates']['exact']}, near "
-        f"{counts['duplicates']['near']}, conflicting clusters {counts['conflicts']}",
+        f"{manifest.dataset} {manifest.version}"
+        + (" (dry run, nothing published)" if manifest.dry_run else ""),
+        f"  rows in        {counts.rows_in}",
+        f"  quarantined    {quarantined.total} by stage: {_counts(quarantined.by_stage)}",
+        f"                 by reason: {_counts(quarantined.by_reason)}",
+        f"  duplicates     exact {counts.duplicates.exact}, near "
+        f"{counts.duplicates.near}, conflicting clusters {counts.conflicts}",
         "  splits         "
-        + ", ".join(f"{s} {splits[s]['items']} items ({splits[s]['rows']} rows)" for s in SPLITS),
-        f"  conservation   {cons['rows_in']} = quarantined {cons['quarantined']} + duplicates "
-        f"{cons['duplicates']} + train {cons['train']} + val {cons['val']} + test {cons['test']}"
-        f" -> {'holds' if cons['holds'] else 'VIOLATED'}",
-        *audit_lines(manifest.get("audit") or {}),
-        f"  gate           {gate_line(manifest['gate'])}",
+        + ", ".join(f"{s} {splits[s].items} items ({splits[s].rows} rows)" for s in SPLITS),
+        f"  conservation   {cons.rows_in} = quarantined {cons.quarantined} + duplicates "
+        f"{cons.duplicates} + train {cons.train} + val {cons.val} + test {cons.test}"
+        f" -> {'holds' if cons.holds else 'VIOLATED'}",
+        *audit_lines(manifest.audit),
+        f"  gate           {gate_line(manifest.gate)}",
     ]
     if version_dir is not None:
         lines.append(f"  outputs        {version_dir}")

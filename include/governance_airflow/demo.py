@@ -295,11 +295,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def day_report(truth: Any, night: RunSnapshot, root: Path) -> str:
     from governance.demo.evaluation import evaluate_version, format_scores
-    from governance.publish import read_manifest
+    from governance.manifest import read_version_manifest
     from governance.summary import format_day_summary
 
     version_dir = DatasetLayout(root, DEMO_DATASET).version(truth.day)
-    manifest = read_manifest(version_dir)
+    manifest = read_version_manifest(version_dir)
     return (
         f"{format_day_summary(manifest, version_dir)}\n"
         f"  airflow run    {night.run_id} ({night.seconds or 0:.0f} s)\n"

@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from governance.contracts import Contract, data_root
 from governance.layout import DatasetLayout
+from governance.manifest import validated
 from governance.stages import STAGES, Stage
 from governance_airflow.deadlines import deadline_for
 from governance_airflow.failures import record_failure
@@ -119,29 +120,31 @@ def publication(
     contract: Contract, manifest: dict[str, Any], context: Any, asset: Asset
 ) -> dict[str, Any]:
     """What the publish task returns and tells the Asset event; a dry run ends skipped."""
+    marked_stale = list(manifest["marked_stale"])  # the publication's news, not the manifest's
+    written = validated({k: v for k, v in manifest.items() if k != "marked_stale"}, "publish")
     summary = {
-        "version": manifest["version"],
-        "counts": manifest["counts"],
-        "gate": manifest["gate"]["status"],
-        "state": manifest["state"],
-        "marked_stale": manifest["marked_stale"],
+        "version": written.version,
+        "counts": written.counts.model_dump(),
+        "gate": written.gate.status,
+        "state": written.state,
+        "marked_stale": marked_stale,
     }
-    if manifest["marked_stale"]:
+    if marked_stale:
         log.warning(
             "%s %s changed the history of later days, now stale until recomputed in "
             "order (DAG %s): %s",
             contract.name,
-            manifest["version"],
+            written.version,
             contract.reconcile_dag_id,
-            ", ".join(manifest["marked_stale"]),
+            ", ".join(marked_stale),
         )
-    if manifest["dry_run"]:
+    if written.dry_run:
         context["ti"].xcom_push(key="dry_run_summary", value=summary)
         raise AirflowSkipException("dry run: computed everything, published nothing")
     context["outlet_events"][asset].extra = {
-        "version": manifest["version"],
-        "path": str(DatasetLayout(data_root(), contract.name).version(manifest["version"])),
-        "rows_in": manifest["conservation"]["rows_in"],
+        "version": written.version,
+        "path": str(DatasetLayout(data_root(), contract.name).version(written.version)),
+        "rows_in": written.conservation.rows_in,
     }
     return summary
 
