@@ -99,7 +99,7 @@ ui: setup
 
 lineage: $(STAMP)
 	@test -n "$(MODEL)" || (echo "usage: make lineage MODEL=<dataset>-classifier"; exit 2)
-	@$(BIN)/python -m governance.lineage lineage $(MODEL)
+	@$(BIN)/python -m governance.tracking.lineage lineage $(MODEL)
 
 verify: $(STAMP)
 	@test -n "$(DATASET)" || (echo "usage: make verify DATASET=<name>"; exit 2)

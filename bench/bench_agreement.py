@@ -1,4 +1,4 @@
-"""Agreement statistics: governance.agreement against krippendorff, statsmodels and sklearn.
+"""Agreement statistics: governance.audit.agreement against krippendorff, statsmodels and sklearn.
 
 Synthetic votes: each item gets --votes distinct annotators out of --annotators, each annotator
 right with their own accuracy; --drop removes a share of votes (as quarantine does upstream), so
@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from governance.agreement import (
+from governance.audit.agreement import (
     agreement_summary,
     fleiss_kappa,
     krippendorff_alpha_nominal,

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from governance.agreement import agreement_summary, pairwise_cohen_kappa
 from governance.audit import run_audit
-from governance.consensus import build_consensus
+from governance.audit.agreement import agreement_summary, pairwise_cohen_kappa
+from governance.audit.consensus import build_consensus
+from governance.audit.drift import compare_versions
+from governance.audit.label_errors import find_suspected_errors
 from governance.contracts import load_contract
 from governance.demo.text import CLASSES, compose_review
-from governance.drift import compare_versions
-from governance.label_errors import find_suspected_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ROOT / "include" / "contracts" / "demo_reviews.yaml"

@@ -1,4 +1,4 @@
-"""Near-duplicate detection: datasketch (MinHash + MinHashLSH) against governance.minhash.
+"""Near-duplicate detection: datasketch (MinHash + MinHashLSH) against governance.dedup.minhash.
 
 Both sides index the same synthetic documents with the same word shingles, num_perm, threshold
 and LSH (bands, rows); candidate recall is measured against brute-force exact Jaccard.
@@ -20,9 +20,15 @@ import pandas as pd
 from datasketch import MinHash, MinHashLSH
 
 from governance.dedup import DedupConfig, deduplicate
-from governance.jaccard_reference import exact_similar_pairs
-from governance.minhash import RECALL_WEIGHTS, LshScheme, band_keys, bucket_pairs, pairwise_jaccard
-from governance.textnorm import normalise_texts, shingle_sets
+from governance.dedup.jaccard_reference import exact_similar_pairs
+from governance.dedup.minhash import (
+    RECALL_WEIGHTS,
+    LshScheme,
+    band_keys,
+    bucket_pairs,
+    pairwise_jaccard,
+)
+from governance.dedup.textnorm import normalise_texts, shingle_sets
 
 RESULTS = Path(__file__).parent / "results" / "near_dedup.json"
 

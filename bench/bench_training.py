@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from governance.encoder import load_tokenizer
-from governance.finetune_data import tokenize_split, train_loader
-from governance.finetune_model import TextClassifier
-from governance.training import TrainingThroughput, describe_device, trainer_options
+from governance.finetune.data import tokenize_split, train_loader
+from governance.finetune.encoder import load_tokenizer
+from governance.finetune.model import TextClassifier
+from governance.finetune.training import TrainingThroughput, describe_device, trainer_options
 
 RESULTS = Path(__file__).parent / "results" / "training.json"
 CLASSES = ["negative", "neutral", "positive"]

@@ -43,7 +43,7 @@ PRELOAD = (
     "governance_airflow.finetune_runtime",
     "governance.pipeline",
     "governance.finetune",
-    "governance.training",
+    "governance.finetune.training",
     "transformers.models.bert.modeling_bert",
     "transformers.models.auto.modeling_auto",
     "transformers.models.auto.tokenization_auto",

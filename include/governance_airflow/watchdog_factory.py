@@ -37,7 +37,8 @@ def check_history(contract: Contract) -> Any:
 
 
 def check_champion(contract: Contract) -> Any:
-    from governance import promotion, tracking
+    from governance import tracking
+    from governance.tracking import promotion
     from governance.watchdog import champion_age
     from governance_airflow.finetune_runtime import connection_tracking_uri
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from governance import lineage, promotion, tracking
+from governance import tracking
 from governance.contracts import contracts_dir, load_contract
 from governance.finetune import ROLE_TAG
+from governance.tracking import lineage, promotion
 from tests.conftest import private_mlflow
 from tests.integration.helpers import run_days, task_states
 

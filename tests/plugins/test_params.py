@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from governance.contracts import Contract, FinetuneSpec, contracts_dir, load_contract
 from governance.finetune import FinetuneRequest
-from governance.training import TrialConfig
+from governance.finetune.training import TrialConfig
 from governance_airflow.params import (
     FINETUNE_OVERRIDES,
     GOVERNANCE_OVERRIDES,

@@ -11,10 +11,11 @@ import pytest
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from governance import promotion, tracking
+from governance import tracking
 from governance.contracts import contracts_dir, load_contract
 from governance.history import DayRecord, Ledger, Settlement, data_digest, history_digest
 from governance.publish import write_json_atomic
+from governance.tracking import promotion
 from governance.watchdog import final_failures
 from governance_airflow.failures import record_failure
 from governance_airflow.watchdog_factory import (

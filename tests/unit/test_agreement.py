@@ -15,7 +15,7 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from governance.agreement import (
+from governance.audit.agreement import (
     agreement_summary,
     coincidence_matrix,
     fleiss_kappa,

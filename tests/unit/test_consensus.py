@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from governance.consensus import build_consensus
+from governance.audit.consensus import build_consensus
 
 CLASSES = ["positive", "neutral", "negative"]
 RELIABLE = [f"r{n}" for n in range(6)]

@@ -15,7 +15,7 @@ import pytest
 from governance import frames
 from governance.contracts import PROJECT_ROOT, load_contract
 from governance.dedup import DedupConfig, DedupResult, deduplicate
-from governance.textnorm import normalise_text
+from governance.dedup.textnorm import normalise_text
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 SMS = DATASETS / "sms_spam_collection" / "SMSSpamCollection"
@@ -258,7 +258,7 @@ def test_deterministic_across_hash_seeds() -> None:
 def test_sketch_prefilter_never_changes_the_verified_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pairs right around the threshold, within the day and against history: skipping the
     prefilter (every candidate checked exactly) must give the very same result."""
-    from governance import dedup_match
+    from governance.dedup import match as dedup_match
 
     rng = np.random.default_rng(7)
     texts1, labels1 = planted_day(3, 400, "h")

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from governance.drift import class_balance, compare_versions, new_vocabulary_share, text_lengths
+from governance.audit.drift import (
+    class_balance,
+    compare_versions,
+    new_vocabulary_share,
+    text_lengths,
+)
 
 CLASSES = ["a", "b", "c"]
 

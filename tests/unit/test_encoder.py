@@ -10,8 +10,8 @@ import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 
-from governance import encoder
-from governance.encoder import (
+from governance.finetune import encoder
+from governance.finetune.encoder import (
     EMBEDDING_DIM,
     ENCODER_PACKAGE,
     EncoderMissingError,
@@ -19,7 +19,7 @@ from governance.encoder import (
     load_encoder,
     load_tokenizer,
 )
-from governance.finetune_model import mean_pool
+from governance.finetune.model import mean_pool
 
 SENTENCES = ["The build is broken again.", "Thanks, the patch works fine!", "ok"]
 
@@ -50,7 +50,7 @@ def test_loads_offline_and_embeds_like_the_published_sentence_model(no_network: 
 def test_importing_the_module_turns_the_hub_offline() -> None:
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     code = (
-        "import governance.encoder, huggingface_hub.constants as c, os;"
+        "import governance.finetune.encoder, huggingface_hub.constants as c, os;"
         "print(os.environ['HF_HUB_OFFLINE'], c.HF_HUB_OFFLINE)"
     )
     result = subprocess.run(

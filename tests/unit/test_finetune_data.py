@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from governance.encoder import load_tokenizer
-from governance.finetune_data import (
+from governance.finetune.data import (
     DataSettings,
     EpochShuffleSampler,
     VersionDataModule,
@@ -20,6 +19,7 @@ from governance.finetune_data import (
     train_loader,
     trim_padding,
 )
+from governance.finetune.encoder import load_tokenizer
 
 # Deliberately not alphabetical: the index order must be the contract's.
 CLASSES = ["positive", "negative", "neutral"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from governance.encoder import load_tokenizer
-from governance.finetune_model import TextClassifier, linear_warmup_decay, mean_pool
+from governance.finetune.encoder import load_tokenizer
+from governance.finetune.model import TextClassifier, linear_warmup_decay, mean_pool
 
 CLASSES = ["negative", "neutral", "positive"]
 

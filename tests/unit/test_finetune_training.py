@@ -11,10 +11,10 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger
 
-from governance.encoder import load_encoder
-from governance.finetune_data import VAL, VersionDataModule
-from governance.model_eval import evaluate_predictions
-from governance.training import (
+from governance.finetune.data import VAL, VersionDataModule
+from governance.finetune.encoder import load_encoder
+from governance.finetune.evaluation import evaluate_predictions
+from governance.finetune.training import (
     TrialConfig,
     TrialResult,
     load_trained,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from governance.audit.label_errors import QUEUE_COLUMNS, find_suspected_errors, vote_strings
 from governance.demo.text import compose_review
-from governance.label_errors import QUEUE_COLUMNS, find_suspected_errors, vote_strings
 
 CLASSES = ["positive", "neutral", "negative"]
 NO_VOTES = pd.DataFrame(columns=["item_id", "annotator", "label"])

@@ -9,8 +9,8 @@ import pytest
 from datasketch import MinHash, MinHashLSH
 from datasketch.lsh import _optimal_param
 
-from governance.jaccard_reference import exact_similar_pairs
-from governance.minhash import (
+from governance.dedup.jaccard_reference import exact_similar_pairs
+from governance.dedup.minhash import (
     RECALL_WEIGHTS,
     LshScheme,
     band_keys,
@@ -19,8 +19,8 @@ from governance.minhash import (
     pairwise_jaccard,
     signatures,
 )
-from governance.textnorm import normalise_text, shingle_sets
-from governance.unionfind import connected_components
+from governance.dedup.textnorm import normalise_text, shingle_sets
+from governance.dedup.unionfind import connected_components
 
 
 def planted_corpus(n_base: int, seed: int) -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 from matplotlib.image import imread
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from governance.model_eval import (
+from governance.finetune.evaluation import (
     confusion_matrix_png,
     evaluate_predictions,
     expected_calibration_error,

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from governance.report import SECTIONS, render_report
-from governance.report_html import fmt, pct, sig
+from governance.report.html import fmt, pct, sig
 
 CLASSES = ["negative", "neutral", "positive"]
 ANNOTATORS = ["ann_01", "ann_02", "ann_03", "<b>ann_x</b>"]

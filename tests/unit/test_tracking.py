@@ -18,11 +18,16 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from governance import lineage, promotion, run_inputs, serving
 from governance import tracking as T
 from governance.contracts import PROJECT_ROOT
-from governance.finetune_data import VersionDataModule
-from governance.training import TrialConfig, load_trained, predict_probabilities, train_trial
+from governance.finetune.data import VersionDataModule
+from governance.finetune.training import (
+    TrialConfig,
+    load_trained,
+    predict_probabilities,
+    train_trial,
+)
+from governance.tracking import lineage, promotion, run_inputs, serving
 from tests.conftest import private_mlflow
 from tests.unit.test_finetune_data import CLASSES, write_version
 
@@ -582,7 +587,7 @@ def test_importing_the_project_turns_mlflow_telemetry_off() -> None:
 
 
 def test_a_model_pickled_before_the_serving_module_still_finds_its_class() -> None:
-    from governance.serving import TextClassifierModel
+    from governance.tracking.serving import TextClassifierModel
 
     # What cloudpickle wrote for the model class when it lived in governance.tracking.
     assert pickle.loads(b"cgovernance.tracking\nTextClassifierModel\np0\n.") is TextClassifierModel

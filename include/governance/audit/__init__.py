@@ -13,11 +13,11 @@ from typing import Any
 import pandas as pd
 
 from governance import frames as F
-from governance.agreement import agreement_summary, pairwise_cohen_kappa
-from governance.consensus import build_consensus
+from governance.audit.agreement import agreement_summary, pairwise_cohen_kappa
+from governance.audit.consensus import build_consensus
+from governance.audit.drift import compare_versions
+from governance.audit.label_errors import find_suspected_errors
 from governance.contracts import Contract
-from governance.drift import compare_versions
-from governance.label_errors import find_suspected_errors
 
 AUDIT_TABLES = (
     "consensus",

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from governance import plots
-from governance.report_html import (
+from governance.report import plots
+from governance.report.html import (
     Html,
     code,
     figures_table,
@@ -26,7 +26,7 @@ from governance.report_html import (
     text_block,
     truncate,
 )
-from governance.report_input import ReportInput
+from governance.report.input import ReportInput
 
 
 def _pair_matrix(pairs: pd.DataFrame) -> tuple[list[str], np.ndarray]:

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from governance import plots
 from governance.frames import SPLITS
-from governance.report_html import (
+from governance.report import plots
+from governance.report.html import (
     NA,
     Html,
     badge,
@@ -33,7 +33,7 @@ from governance.report_html import (
     text_block,
     truncate,
 )
-from governance.report_input import BUCKETS, REASON_BARS, ReportInput
+from governance.report.input import BUCKETS, REASON_BARS, ReportInput
 
 
 def summary(data: ReportInput) -> Html:

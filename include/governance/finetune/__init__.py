@@ -21,13 +21,11 @@ from mlflow.entities import RunStatus
 
 from governance import frames as F
 from governance import metrics as governance_metrics
-from governance import promotion, run_inputs, serving, tracking
+from governance import tracking
 from governance.contracts import Contract, FinetuneSpec
 from governance.errors import InvalidInputError
-from governance.layout import DatasetLayout, run_slug
-from governance.model_eval import confusion_matrix_png, evaluate_predictions
-from governance.snapshot import build_snapshot
-from governance.training import (
+from governance.finetune.evaluation import confusion_matrix_png, evaluate_predictions
+from governance.finetune.training import (
     Accelerator,
     TrialConfig,
     TrialResult,
@@ -35,6 +33,9 @@ from governance.training import (
     predict_probabilities,
     train_trial,
 )
+from governance.layout import DatasetLayout, run_slug
+from governance.snapshot import build_snapshot
+from governance.tracking import promotion, run_inputs, serving
 
 LR_FACTORS = (1.0, 2.0, 0.5, 4.0, 0.25, 8.0, 0.125)
 PARENT, TRIAL = "parent", "trial"
@@ -330,8 +331,8 @@ def evaluate_and_register(
 ) -> dict[str, Any]:
     """Evaluate the best trial on the frozen test split, log the model, register it, and move
     the champion alias only if it beats the champion on that same split by the margin."""
-    from governance.encoder import load_tokenizer
-    from governance.finetune_data import eval_loader, tokenize_split
+    from governance.finetune.data import eval_loader, tokenize_split
+    from governance.finetune.encoder import load_tokenizer
 
     snapshot_path = Path(parent["snapshot"])
     client = tracking.connect(context.tracking_uri)

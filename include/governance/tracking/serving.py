@@ -34,7 +34,7 @@ from governance.tracking import (
 )
 
 if TYPE_CHECKING:
-    from governance.finetune_model import TextClassifier
+    from governance.finetune.model import TextClassifier
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ class TextClassifierModel(PythonModel):
 
     def load(self, checkpoint: Path, settings: ClassifierSettings) -> None:
         """Load outside MLflow too (to infer the signature before logging)."""
-        from governance.encoder import load_tokenizer
-        from governance.training import load_trained
+        from governance.finetune.encoder import load_tokenizer
+        from governance.finetune.training import load_trained
 
         model = load_trained(Path(checkpoint))
         if tuple(model.classes) != settings.classes:
@@ -105,8 +105,8 @@ class TextClassifierModel(PythonModel):
         model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
-        from governance.finetune_data import eval_loader, tokenize_split
-        from governance.training import predict_probabilities
+        from governance.finetune.data import eval_loader, tokenize_split
+        from governance.finetune.training import predict_probabilities
 
         if self._model is None or self._settings is None:
             raise RuntimeError("the model is not loaded: call load() or load it through MLflow")

@@ -2,7 +2,7 @@
 the data it trained on, the Airflow task and the code, and every snapshot version's curated
 manifest as it is on disk now.
 
-    python -m governance.lineage lineage demo_reviews-classifier"""
+    python -m governance.tracking.lineage lineage demo_reviews-classifier"""
 
 from __future__ import annotations
 
@@ -21,9 +21,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from governance.hashing import sha256_file
-from governance.promotion import registered
 from governance.publish import MANIFEST
-from governance.run_inputs import SnapshotVersion, parse_snapshot
 from governance.tracking import (
     CHAMPION,
     GOVERNANCE_ARTIFACTS,
@@ -42,6 +40,8 @@ from governance.tracking import (
     TrackingError,
     connect,
 )
+from governance.tracking.promotion import registered
+from governance.tracking.run_inputs import SnapshotVersion, parse_snapshot
 
 
 def _timestamp(milliseconds: int | None) -> str:
@@ -153,7 +153,7 @@ def lineage_chain(client: MlflowClient, name: str, alias: str = CHAMPION) -> lis
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m governance.lineage")
+    parser = argparse.ArgumentParser(prog="python -m governance.tracking.lineage")
     commands = parser.add_subparsers(dest="command", required=True)
     lineage = commands.add_parser("lineage", help="trace a registered model back to its sources")
     lineage.add_argument("model", help="registered model name, e.g. demo_reviews-classifier")

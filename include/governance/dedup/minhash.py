@@ -18,8 +18,8 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
+from governance.dedup.textnorm import ShingleSets, mix64
 from governance.errors import InvalidInputError
-from governance.textnorm import ShingleSets, mix64
 
 SCHEME_VERSION = "mh1"
 DEFAULT_MAX_BUCKET = 64
@@ -97,7 +97,7 @@ class LshScheme:
 def permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
     """Multipliers (odd) and offsets of the hash family, derived from fixed blake2b seeds."""
     seeds = b"".join(
-        hashlib.blake2b(f"governance.minhash:{k}".encode(), digest_size=16).digest()
+        hashlib.blake2b(f"governance.dedup.minhash:{k}".encode(), digest_size=16).digest()
         for k in range(num_perm)
     )
     words = np.frombuffer(seeds, dtype="<u8").astype(np.uint64).reshape(num_perm, 2)

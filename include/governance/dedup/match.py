@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 
 from governance import frames
-from governance.dedup_inputs import EXACT_KEY, NORM_TEXT, Batch, DedupConfig, History
-from governance.minhash import (
+from governance.dedup.inputs import EXACT_KEY, NORM_TEXT, Batch, DedupConfig, History
+from governance.dedup.minhash import (
     bucket_pairs,
     estimated_jaccard,
     signatures,
     sketch_margin,
 )
-from governance.textnorm import shingle_sets
-from governance.unionfind import connected_components
+from governance.dedup.textnorm import shingle_sets
+from governance.dedup.unionfind import connected_components
 
 
 @dataclass

@@ -15,9 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from governance import report_audit, report_data
 from governance.errors import InvalidInputError
-from governance.report_html import (
+from governance.report import audit_sections as report_audit
+from governance.report import data_sections as report_data
+from governance.report.html import (
     NA,
     STYLE,
     Html,
@@ -28,7 +29,7 @@ from governance.report_html import (
     records,
     table,
 )
-from governance.report_input import ReportInput
+from governance.report.input import ReportInput
 
 SECTIONS = (
     "summary",

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from governance import frames
-from governance.dedup_inputs import Batch, DedupConfig, cluster_id_for
-from governance.dedup_match import Graph
+from governance.dedup.inputs import Batch, DedupConfig, cluster_id_for
+from governance.dedup.match import Graph
 
 
 @dataclass

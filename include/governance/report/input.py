@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from governance.frames import SPLITS
-from governance.report_html import Html, lookup, para
+from governance.report.html import Html, lookup, para
 
 REASON_BARS = 15
 BUCKETS = ("quarantined", "duplicates", *SPLITS)

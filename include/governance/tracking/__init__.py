@@ -226,10 +226,10 @@ def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None
 
 
 def __getattr__(name: str) -> type[PythonModel]:
-    """Models logged before the served model moved to ``governance.serving`` pickled it as
+    """Models logged before the served model moved to ``governance.tracking.serving`` pickled it as
     ``governance.tracking.TextClassifierModel``; they still load."""
     if name == "TextClassifierModel":
-        from governance.serving import TextClassifierModel
+        from governance.tracking.serving import TextClassifierModel
 
         return TextClassifierModel
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

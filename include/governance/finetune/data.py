@@ -24,8 +24,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from governance import frames as F
-from governance.encoder import load_tokenizer
 from governance.errors import InvalidInputError
+from governance.finetune.encoder import load_tokenizer
 from governance.publish import MANIFEST, read_manifest
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from governance import frames
-from governance.dedup_decide import Outcome, decide
-from governance.dedup_inputs import (
+from governance.dedup.decide import Outcome, decide
+from governance.dedup.inputs import (
     CONFLICT_COLUMNS,
     DUPLICATE_COLUMNS,
     EXACT_KEY,
@@ -30,11 +30,11 @@ from governance.dedup_inputs import (
     History,
     cluster_id_for,
 )
-from governance.dedup_match import Graph, NearPairs, cluster_graph, near_pairs
-from governance.errors import InvalidInputError
-from governance.minhash import (
+from governance.dedup.match import Graph, NearPairs, cluster_graph, near_pairs
+from governance.dedup.minhash import (
     LshScheme,
 )
+from governance.errors import InvalidInputError
 
 __all__ = ["DedupConfig", "DedupResult", "cluster_id_for", "deduplicate"]
 

@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader
 
 from governance.contracts import FinetuneSpec
 from governance.errors import InvalidInputError
-from governance.finetune_data import TRAIN, VAL, DataSettings, VersionDataModule
-from governance.finetune_model import TextClassifier
+from governance.finetune.data import TRAIN, VAL, DataSettings, VersionDataModule
+from governance.finetune.model import TextClassifier
 
 VAL_METRIC = "val_macro_f1"
 LAST_CHECKPOINT = "last.ckpt"

@@ -13,8 +13,7 @@ import pandas as pd
 
 from governance import frames
 from governance.contracts import DedupSpec
-from governance.errors import InvalidInputError
-from governance.minhash import (
+from governance.dedup.minhash import (
     DEFAULT_MAX_BUCKET,
     RECALL_WEIGHTS,
     LshScheme,
@@ -22,7 +21,8 @@ from governance.minhash import (
     band_keys_and_sketch,
     pairwise_jaccard,
 )
-from governance.textnorm import normalise_texts, shingle_sets, stable_hash64
+from governance.dedup.textnorm import normalise_texts, shingle_sets, stable_hash64
+from governance.errors import InvalidInputError
 
 STAGE = "dedup"
 NORM_TEXT = "norm_text"

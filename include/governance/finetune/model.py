@@ -7,8 +7,8 @@ then overwritten with the checkpoint's weights, so no machine-specific path is e
 
 Logged: ``train_loss`` on the steps Lightning passes to loggers (``log_every_n_steps``),
 ``train_loss_epoch``, and per validation ``val_loss``, ``val_macro_f1``, ``val_accuracy``. Losses
-are summed on the device and validation scores come from ``governance.model_eval``, the same
-definitions the test report uses.
+are summed on the device and validation scores come from ``governance.finetune.evaluation``, the
+same definitions the test report uses.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 
-from governance.encoder import load_encoder
 from governance.errors import InvalidInputError
-from governance.model_eval import accuracy_from_confusion, f1_from_confusion
+from governance.finetune.encoder import load_encoder
+from governance.finetune.evaluation import accuracy_from_confusion, f1_from_confusion
 
 Batch = dict[str, torch.Tensor]
 
