@@ -95,9 +95,11 @@ class LshScheme:
 
 @cache
 def permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    """Multipliers (odd) and offsets of the hash family, derived from fixed blake2b seeds."""
+    """Multipliers (odd) and offsets of the hash family, derived from fixed blake2b seeds. The
+    seed string is data, not a module path: published versions persist band keys made with it,
+    so it never changes with the code's layout."""
     seeds = b"".join(
-        hashlib.blake2b(f"governance.dedup.minhash:{k}".encode(), digest_size=16).digest()
+        hashlib.blake2b(f"governance.minhash:{k}".encode(), digest_size=16).digest()
         for k in range(num_perm)
     )
     words = np.frombuffer(seeds, dtype="<u8").astype(np.uint64).reshape(num_perm, 2)
