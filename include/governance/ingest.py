@@ -29,8 +29,14 @@ from governance.errors import (
 )
 from governance.labels import LabelCanon
 from governance.readers import ParsedFile, read_file
+from governance.reasons import Reason, ReasonKind, causes_column
 from governance.tables import annotations_frame, items_frame, quarantine_frame, str_series
 from governance.validate import STAGE, record_previews, validate_records
+
+# What the partition as a whole refuses in records that are valid one by one.
+DUPLICATE_ID = Reason(ReasonKind.DUPLICATE, "duplicate_id")
+DUPLICATE_VOTE = Reason(ReasonKind.DUPLICATE, "duplicate_vote")
+INCONSISTENT_TEXT = Reason(ReasonKind.CONFLICT, "inconsistent_text")
 
 
 @dataclass
@@ -154,7 +160,7 @@ def majority_labels(annotations: pd.DataFrame) -> pd.Series:
     )
 
 
-def _flagged(contract: Contract, records: pd.DataFrame, raw: pd.DataFrame, reason: str):
+def _flagged(contract: Contract, records: pd.DataFrame, raw: pd.DataFrame, reason: Reason):
     """Quarantine rows for valid records that the partition as a whole rejects."""
     id_column = contract.id.column
     return quarantine_frame(
@@ -163,9 +169,10 @@ def _flagged(contract: Contract, records: pd.DataFrame, raw: pd.DataFrame, reaso
             frames.SOURCE_LINE: records[frames.SOURCE_LINE].to_numpy(),
             frames.N_SOURCE_ROWS: 1,
             frames.STAGE: STAGE,
-            frames.REASONS: reason,
+            frames.REASONS: reason.text,
             frames.ITEM_ID: records[id_column].to_numpy() if id_column else None,
             frames.RAW: record_previews(raw.loc[records.index], contract.source_columns),
+            frames.CAUSES: causes_column([[reason]]) * len(records),
         }
     )
 
@@ -223,7 +230,7 @@ def _assemble_by_record(contract: Contract, valid: pd.DataFrame, raw: pd.DataFra
     id_column = contract.id.column
     if id_column:
         repeated = valid[id_column].duplicated(keep="first")
-        quarantine = _flagged(contract, valid[repeated], raw, "duplicate_id")
+        quarantine = _flagged(contract, valid[repeated], raw, DUPLICATE_ID)
         valid = valid[~repeated]
         item_ids = valid[id_column]
     else:
@@ -249,8 +256,8 @@ def _assemble_long(contract: Contract, valid: pd.DataFrame, raw: pd.DataFrame) -
     votes = rest[~repeated_vote]
     quarantine = pd.concat(
         [
-            _flagged(contract, valid[inconsistent], raw, "inconsistent_text"),
-            _flagged(contract, rest[repeated_vote], raw, "duplicate_vote"),
+            _flagged(contract, valid[inconsistent], raw, INCONSISTENT_TEXT),
+            _flagged(contract, rest[repeated_vote], raw, DUPLICATE_VOTE),
         ],
         ignore_index=True,
     )

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from governance.contracts import DAY_PATTERN
 from governance.errors import NonRetryableError
+from governance.reasons import ReasonKind
 
 SCHEMA_FILE = Path(__file__).with_name("manifest.schema.json")
 MANIFEST = "manifest.json"
@@ -58,10 +59,25 @@ class Conservation(_Section):
     holds: bool
 
 
+class ReasonCount(_Section):
+    """Source rows quarantined by one rule of one stage."""
+
+    stage: str
+    kind: ReasonKind
+    check: str
+    column: str | None
+    rows: int = Field(ge=0)
+
+
 class QuarantineCounts(_Section):
+    """Quarantined source rows; a row that broke several rules counts under each of them in
+    ``by_reason``, ``by_kind`` and ``reasons`` (so those may add up to more than ``total``)."""
+
     total: int = Field(ge=0)
     by_stage: dict[str, int]
-    by_reason: dict[str, int]
+    by_reason: dict[str, int]  # by reason key: the check, with its column when it names one
+    by_kind: dict[ReasonKind, int]
+    reasons: list[ReasonCount]
 
 
 class DuplicateCounts(_Section):

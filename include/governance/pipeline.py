@@ -9,10 +9,12 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from governance import frames as F
@@ -40,9 +42,11 @@ from governance.publish import (
     publish_version,
     read_manifest,
 )
+from governance.reasons import Reason
 from governance.report import render_report
 from governance.split import assign_splits, split_sizes
 from governance.stages import STAGES, Stage, quarantine_tables, stage_named
+from governance.tables import write_parquet
 
 A_DAY = re.compile(DAY_PATTERN)
 INDEX_TABLE = "index"
@@ -111,7 +115,7 @@ class DayRun:
 
 def save_table(run: DayRun, name: str, frame: pd.DataFrame) -> None:
     """A table a stage hands to the stages after it (in the run's work folder)."""
-    frame.reset_index(drop=True).to_parquet(run.work(f"{name}.parquet"), index=False)
+    write_parquet(frame, run.work(f"{name}.parquet"))
 
 
 def load_table(run: DayRun, name: str) -> pd.DataFrame:
@@ -141,18 +145,20 @@ def kept_items(run: DayRun, stage: str) -> pd.DataFrame:
 
 
 def quarantine_items(
-    run: DayRun, stage: str, items: pd.DataFrame, reasons: pd.Series
+    run: DayRun, stage: str, items: pd.DataFrame, reasons: Sequence[Sequence[Reason]]
 ) -> dict[str, Any]:
-    """Write ``stage``'s quarantine table: the items whose reason is not empty. Rerunning the
-    stage rewrites the same table, and the items stay in ``items`` (``kept_items`` drops them),
-    so a retried task quarantines the same rows."""
+    """Write ``stage``'s quarantine table: the items with at least one reason (``reasons`` is
+    aligned with ``items``). Rerunning the stage rewrites the same table, and the items stay in
+    ``items`` (``kept_items`` drops them), so a retried task quarantines the same rows."""
     table = stage_named(stage, run.stages).quarantine
     if table is None:
         raise LookupError(f"stage {stage!r} declares no quarantine table")
-    reasons = reasons.fillna("").astype(str).reset_index(drop=True)
-    rejected = (reasons != "").to_numpy()
+    if len(reasons) != len(items):
+        raise ValueError(f"{len(reasons)} reason lists for {len(items)} items")
+    rejected = np.fromiter((bool(row) for row in reasons), dtype=bool, count=len(reasons))
     items = items.reset_index(drop=True)
-    quarantine = F.quarantined_items(items[rejected], stage, reasons[rejected])
+    refused = [row for row, keep in zip(reasons, rejected, strict=True) if keep]
+    quarantine = F.quarantined_items(items[rejected], stage, refused)
     save_table(run, table, quarantine)
     return {
         "items": len(items),
@@ -338,18 +344,25 @@ def conservation(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, Any]
     return check_conservation(rows_in, buckets)
 
 
-def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
-    """Quarantined source rows per reason; a row failing several checks counts under each.
+def quarantine_counts(quarantine: pd.DataFrame) -> dict[str, Any]:
+    """Quarantined source rows in total, per stage, per reason key and kind, and per structured
+    reason (stage, kind, check, column); a row that broke several rules counts under each."""
+    reasons = F.reason_totals(quarantine)
+    by_stage = quarantine.groupby(F.STAGE)[F.N_SOURCE_ROWS].sum()
 
-    Validation reasons name a column and a check, stable for a contract, so they are kept whole;
-    the others keep only their kind, since their detail differs from row to row.
-    """
-    parts = quarantine.assign(reason=quarantine[F.REASONS].astype(str).str.split("; "))
-    parts = parts.explode("reason")
-    kind = parts["reason"].str.split(":").str[0]
-    key = parts["reason"].where(parts[F.STAGE] == "validate", kind)
-    counts = parts.groupby(key)[F.N_SOURCE_ROWS].sum().sort_index()
-    return {str(k): int(v) for k, v in counts.items()}
+    def totals(column: str) -> dict[str, int]:
+        return {str(k): int(v) for k, v in reasons.groupby(column)["rows"].sum().items()}
+
+    return {
+        "total": int(quarantine[F.N_SOURCE_ROWS].sum()),
+        "by_stage": {str(k): int(v) for k, v in by_stage.items()},
+        "by_reason": totals("key"),
+        "by_kind": totals("kind"),
+        "reasons": [
+            {**row, "column": row["column"] or None, "rows": int(row["rows"])}
+            for row in reasons.drop(columns="key").to_dict("records")
+        ],
+    }
 
 
 def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
@@ -367,13 +380,7 @@ def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, An
         "conservation": conservation(run, tables),
         "counts": {
             "rows_in": ingest["rows_in"],
-            "quarantined": {
-                "total": int(quarantine[F.N_SOURCE_ROWS].sum()),
-                "by_stage": {
-                    k: int(v) for k, v in quarantine.groupby(F.STAGE)[F.N_SOURCE_ROWS].sum().items()
-                },
-                "by_reason": reason_counts(quarantine),
-            },
+            "quarantined": quarantine_counts(quarantine),
             "duplicates": {"exact": int(kinds.get("exact", 0)), "near": int(kinds.get("near", 0))},
             "conflicts": len(tables["conflicts"]),
             "splits": split_sizes(pd.concat([tables[s] for s in F.SPLITS])),

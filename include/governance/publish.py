@@ -22,6 +22,7 @@ import pandas as pd
 from governance.errors import NonRetryableError
 from governance.hashing import sha256_file
 from governance.manifest import MANIFEST
+from governance.tables import write_parquet as write_typed_parquet
 
 STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".trash-"
@@ -48,7 +49,7 @@ def check_conservation(rows_in: int, buckets: Mapping[str, SupportsInt]) -> dict
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """Deterministic parquet: no index, fixed compression, row order as given."""
-    frame.reset_index(drop=True).to_parquet(path, index=False, compression="zstd")
+    write_typed_parquet(frame, path, compression="zstd")
 
 
 def _fsync_dir(path: Path) -> None:

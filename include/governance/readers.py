@@ -26,6 +26,7 @@ from governance import frames
 from governance.contracts import Contract
 from governance.errors import IngestError
 from governance.hashing import sha256_file
+from governance.reasons import Reason, ReasonKind
 
 _CHUNK = 1 << 20
 
@@ -47,16 +48,17 @@ class ParsedFile:
     def records(self) -> int:
         return len(self.lines) + len(self.rejected)
 
-    def reject(self, line: int, reason: str, raw: str) -> None:
+    def reject(self, line: int, reason: Reason, raw: str) -> None:
         self.rejected.append(
             {
                 frames.SOURCE_FILE: self.name,
                 frames.SOURCE_LINE: line,
                 frames.N_SOURCE_ROWS: 1,
                 frames.STAGE: "parse",
-                frames.REASONS: reason,
+                frames.REASONS: reason.text,
                 frames.ITEM_ID: None,
                 frames.RAW: preview(raw),
+                frames.CAUSES: [reason.record()],
             }
         )
 
@@ -123,7 +125,7 @@ class _LineReader:
         if reject:
             self._parsed.reject(
                 self.line_no,
-                f"line_too_long: {length} bytes > {self._max}",
+                _unreadable("line_too_long", f"{length} bytes > {self._max}"),
                 preview(head, self._encoding),
             )
         return None
@@ -148,8 +150,8 @@ class _LineReader:
                 text = chunk.decode(encoding)
             except UnicodeDecodeError as exc:
                 self.line_no = line_no
-                reason = (
-                    f"decode_error: {exc.encoding} cannot decode byte {exc.start}: {exc.reason}"
+                reason = _unreadable(
+                    "decode_error", f"{exc.encoding} cannot decode byte {exc.start}: {exc.reason}"
                 )
                 self._parsed.reject(line_no, reason, preview(chunk, encoding))
                 continue
@@ -169,16 +171,21 @@ def _field_size_limit(limit: int) -> Iterator[None]:
         csv.field_size_limit(previous)
 
 
-def _header_names(lines: _LineReader, contract: Contract) -> tuple[list[str], str | None]:
+def _unreadable(check: str, message: str) -> Reason:
+    return Reason(ReasonKind.PARSE, check, message=message)
+
+
+def _header_names(lines: _LineReader, contract: Contract) -> tuple[list[str], Reason | None]:
     """Column names from the first line, or the reason it cannot be used; EOFError when empty."""
     chunk = lines.read_line(reject=False)
     if chunk is None:
-        return [], f"unreadable_header: longer than {contract.source.max_line_bytes} bytes"
+        limit = contract.source.max_line_bytes
+        return [], _unreadable("unreadable_header", f"longer than {limit} bytes")
     try:
         text = chunk.decode(contract.source.encoding)
         names = next(csv.reader([text], **_dialect(contract)), [])
     except (UnicodeDecodeError, csv.Error) as exc:
-        return [], f"unreadable_header: {exc}"
+        return [], _unreadable("unreadable_header", str(exc))
     return [name.strip() for name in names], None
 
 
@@ -187,9 +194,11 @@ def _dialect(contract: Contract) -> dict:
     return {"delimiter": contract.source.delimiter, "quoting": quoting, "strict": True}
 
 
-def _missing_columns_reason(contract: Contract, names: list[str]) -> str | None:
+def _missing_columns_reason(contract: Contract, names: list[str]) -> Reason | None:
     missing = [name for name in contract.source_columns if name not in names]
-    return f"missing_columns: {', '.join(missing)}" if missing else None
+    if not missing:
+        return None
+    return Reason(ReasonKind.SCHEMA, "missing_columns", message=", ".join(missing))
 
 
 def _read_delimited(contract: Contract, path: Path, parsed: ParsedFile) -> None:
@@ -204,14 +213,18 @@ def _read_delimited(contract: Contract, path: Path, parsed: ParsedFile) -> None:
             names, refusal = list(contract.source.columns or []), None
         refusal = refusal or _missing_columns_reason(contract, names)
         if refusal:
-            parsed.warnings.append(f"{parsed.name}: every record quarantined ({refusal})")
+            parsed.warnings.append(f"{parsed.name}: every record quarantined ({refusal.text})")
         else:
             parsed.positions = [names.index(name) for name in contract.source_columns]
         _parse_records(lines, contract, parsed, len(names), refusal)
 
 
 def _parse_records(
-    lines: _LineReader, contract: Contract, parsed: ParsedFile, expected: int, refusal: str | None
+    lines: _LineReader,
+    contract: Contract,
+    parsed: ParsedFile,
+    expected: int,
+    refusal: Reason | None,
 ) -> None:
     reader = csv.reader(lines.lines(), **_dialect(contract))
     record_lines, rows, reject = parsed.lines, parsed.rows, parsed.reject
@@ -223,7 +236,8 @@ def _parse_records(
         except StopIteration:
             break
         except csv.Error as exc:
-            reject(lines.first_line or lines.line_no, f"csv_error: {exc}", lines.first_text)
+            reason = _unreadable("csv_error", str(exc))
+            reject(lines.first_line or lines.line_no, reason, lines.first_text)
             continue
         if not row:
             blank += 1
@@ -232,7 +246,7 @@ def _parse_records(
         elif len(row) != expected:
             reject(
                 lines.first_line,
-                f"field_count: expected {expected}, got {len(row)}",
+                _unreadable("field_count", f"expected {expected}, got {len(row)}"),
                 lines.first_text,
             )
         else:
@@ -271,15 +285,17 @@ def _read_jsonl(contract: Contract, path: Path, parsed: ParsedFile) -> None:
             try:
                 record = json.loads(text)
             except (ValueError, RecursionError) as exc:
-                parsed.reject(lines.line_no, f"json_error: {exc}", text)
+                parsed.reject(lines.line_no, _unreadable("json_error", str(exc)), text)
                 continue
             if not isinstance(record, dict):
                 kind = type(record).__name__
-                parsed.reject(lines.line_no, f"json_error: not an object ({kind})", text)
+                reason = _unreadable("json_error", f"not an object ({kind})")
+                parsed.reject(lines.line_no, reason, text)
                 continue
             row = [v if type(v) is str else _as_text(v) for v in map(record.get, columns)]
             if "\\u" in text and not _encodable(row):
-                parsed.reject(lines.line_no, "json_error: lone surrogate in a string", text)
+                reason = _unreadable("json_error", "lone surrogate in a string")
+                parsed.reject(lines.line_no, reason, text)
                 continue
             parsed.lines.append(lines.line_no)
             parsed.rows.append(row)
@@ -297,7 +313,7 @@ def _read_parquet(contract: Contract, path: Path, parsed: ParsedFile) -> None:
         raise IngestError(f"{path}: cannot be read as parquet: {exc}") from exc
     refusal = _missing_columns_reason(contract, table.column_names)
     if refusal:
-        parsed.warnings.append(f"{parsed.name}: every record quarantined ({refusal})")
+        parsed.warnings.append(f"{parsed.name}: every record quarantined ({refusal.text})")
         for number, record in enumerate(table.to_pylist(), start=1):
             parsed.reject(number, refusal, json.dumps(record, default=str, ensure_ascii=False))
         return

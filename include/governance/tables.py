@@ -2,19 +2,26 @@
 
 Stages hand each other these frames, and the published files are written from them, so their
 columns and dtypes are fixed here once: strings as pandas' "str" dtype (missing values allowed),
-counts and line numbers as int64, also when a frame is empty.
+counts and line numbers as int64, also when a frame is empty; a quarantine row's structured
+reasons as a list column whose Arrow type is fixed when it is written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
 from governance import frames
+from governance.reasons import CAUSE_FIELDS
 
 _INTEGER_COLUMNS = frozenset({frames.SOURCE_LINE, frames.N_SOURCE_ROWS})
+_OBJECT_COLUMNS = frozenset({frames.CAUSES})
+# The Arrow type of the causes column: a list of reasons per quarantine row.
+CAUSES_TYPE = pa.list_(pa.struct([(name, pa.string()) for name in CAUSE_FIELDS]))
 
 # What typed_frame builds from: a frame, columns by name, or records.
 FrameData = pd.DataFrame | Mapping[str, object] | Sequence[Mapping]
@@ -25,13 +32,19 @@ def str_series(values: Sequence[str | None]) -> pd.Series:
     return pd.Series(pd.array(pa.array(values, type=pa.large_string()), dtype="str"))
 
 
+def _dtype(column: str) -> str:
+    if column in _INTEGER_COLUMNS:
+        return "int64"
+    return "object" if column in _OBJECT_COLUMNS else "str"
+
+
 def typed_frame(data: FrameData, columns: list[str]) -> pd.DataFrame:
-    """A frame with exactly `columns`, integers as int64 and everything else as "str".
+    """A frame with exactly `columns`, integers as int64, causes as lists, the rest as "str".
 
     Series values keep their index (align them first); scalars are broadcast.
     """
     frame = pd.DataFrame(data, columns=columns)
-    wanted = {name: "int64" if name in _INTEGER_COLUMNS else "str" for name in columns}
+    wanted = {name: _dtype(name) for name in columns}
     retype = {name: dtype for name, dtype in wanted.items() if frame[name].dtype != dtype}
     return (frame.astype(retype) if retype else frame).reset_index(drop=True)
 
@@ -46,3 +59,15 @@ def items_frame(data: FrameData = ()) -> pd.DataFrame:
 
 def annotations_frame(data: FrameData = ()) -> pd.DataFrame:
     return typed_frame(data, frames.ANNOTATION_COLUMNS)
+
+
+def write_parquet(frame: pd.DataFrame, path: Path, **options: Any) -> None:
+    """Write a frame without its index; a causes column keeps its list type when it is empty."""
+    frame = frame.reset_index(drop=True)
+    schema = None
+    if frames.CAUSES in frame.columns:
+        frame = frame.astype({frames.CAUSES: object})
+        inferred = pa.Schema.from_pandas(frame, preserve_index=False)
+        position = inferred.get_field_index(frames.CAUSES)
+        schema = inferred.set(position, pa.field(frames.CAUSES, CAUSES_TYPE))
+    frame.to_parquet(path, index=False, schema=schema, **options)

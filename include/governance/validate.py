@@ -17,6 +17,7 @@ import pandera.pandas as pa
 from governance import frames
 from governance.contracts import ColumnCheck, Contract
 from governance.errors import GovernanceError
+from governance.reasons import Reason, ReasonKind, causes_column, rendered
 from governance.tables import quarantine_frame
 
 MISSING = "missing"
@@ -114,7 +115,7 @@ def build_schema(contract: Contract) -> pa.DataFrameSchema:
 
 
 def _reasons_by_row(schema: pa.DataFrameSchema, failures: pd.DataFrame) -> pd.Series:
-    """One "<column>: <check>; ..." string per failing row, in schema column and check order."""
+    """The reasons of every failing row (a list per row), in schema column and check order."""
     if failures["index"].isna().any():
         summary = failures.loc[failures["index"].isna(), ["column", "check"]]
         raise GovernanceError(
@@ -126,14 +127,21 @@ def _reasons_by_row(schema: pa.DataFrameSchema, failures: pd.DataFrame) -> pd.Se
             "row": failures["index"].to_numpy(),
             "column_order": failures["column"].map(order).to_numpy(),
             "check_number": failures["check_number"].to_numpy(),
-            "reason": (
-                failures["column"].astype(str) + ": " + failures["check"].astype(str)
-            ).to_numpy(),
+            "column": failures["column"].astype(str).to_numpy(),
+            "check": failures["check"].astype(str).to_numpy(),
         }
     )
     table = table.drop_duplicates(["row", "column_order", "check_number"])
     table = table.sort_values(["row", "column_order", "check_number"], kind="stable")
-    return table.groupby("row", sort=True)["reason"].agg("; ".join)
+    reasons = pd.Series(
+        [
+            Reason(ReasonKind.CHECK, check, column)
+            for column, check in zip(table["column"], table["check"], strict=True)
+        ],
+        index=table.index,
+        dtype=object,
+    )
+    return reasons.groupby(table["row"].to_numpy(), sort=True).agg(list)
 
 
 def record_previews(records: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -173,9 +181,10 @@ def validate_records(
             frames.SOURCE_LINE: failing[frames.SOURCE_LINE].to_numpy(),
             frames.N_SOURCE_ROWS: 1,
             frames.STAGE: STAGE,
-            frames.REASONS: reasons.to_numpy(),
+            frames.REASONS: [rendered(row) for row in reasons],
             frames.ITEM_ID: failing[id_column].to_numpy() if id_column else None,
             frames.RAW: record_previews(source, contract.source_columns),
+            frames.CAUSES: causes_column(reasons),
         }
     )
     return ValidationResult(records.drop(index=reasons.index), quarantine)

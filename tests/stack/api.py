@@ -9,7 +9,8 @@ from typing import Any
 
 import requests
 
-TERMINAL = {"success", "failed"}
+RUN_ENDED = {"success", "failed"}
+TASK_ENDED = RUN_ENDED | {"upstream_failed", "skipped", "removed"}
 
 
 class AirflowApi:
@@ -53,6 +54,10 @@ class AirflowApi:
         found = self.call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})
         return found["dag_runs"]
 
+    def queued_asset_events(self, dag_id: str) -> int:
+        """Asset events queued for ``dag_id`` that the scheduler has not yet made a run of."""
+        return int(self.call("GET", f"/dags/{dag_id}/assets/queuedEvents")["total_entries"])
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
         return self.call("GET", path, params={"limit": 100})["task_instances"]
@@ -83,5 +88,5 @@ class AirflowApi:
     def finished_runs(self, dag_id: str, select: Callable[[dict], bool], count: int) -> Any:
         """The selected runs once ``count`` of them are terminal, else None."""
         runs = [run for run in self.runs(dag_id) if select(run)]
-        done = [run for run in runs if run["state"] in TERMINAL]
+        done = [run for run in runs if run["state"] in RUN_ENDED]
         return done if len(done) >= count else None

@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from governance.history import Ledger, verify
 from governance.pipeline import DayRun, run_day
 from tests.integration.helpers import data_file_digests, version
-from tests.stack.api import AirflowApi
+from tests.stack.api import RUN_ENDED, TASK_ENDED, AirflowApi
 from tests.stack.conftest import (
     DATASET,
     FAULT_DAYS,
@@ -33,7 +33,6 @@ pytestmark = pytest.mark.stack
 
 RECOVERY_SECONDS = 120
 MLFLOW_DOWN_SECONDS = 60
-ENDED = {"success", "failed", "upstream_failed", "skipped", "removed"}
 
 
 def now() -> dt.datetime:
@@ -61,9 +60,9 @@ def running(api: AirflowApi, dag_id: str, run_id: str, task_id: str) -> dict | N
     for ti in instances:
         if ti["task_id"] == task_id and ti["state"] == "running":
             return ti
-    ended = [ti for ti in instances if ti["task_id"] == task_id and ti["state"] in ENDED]
+    ended = [ti for ti in instances if ti["task_id"] == task_id and ti["state"] in TASK_ENDED]
     run = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
-    if ended or run["state"] in ENDED:
+    if ended or run["state"] in RUN_ENDED:
         states = {ti["task_id"]: ti["state"] for ti in instances}
         raise AssertionError(f"{dag_id} {run_id} is {run['state']} before {task_id} ran: {states}")
     return None
@@ -94,7 +93,9 @@ def idle(api: AirflowApi, dag_id: str) -> bool:
     """No run the tests started (backfill, manual, Asset-triggered) is still going. Scheduled
     runs are left out: unpausing created them for days whose partition never lands, and their
     sensors wait for it for hours."""
-    return all(run["state"] in ENDED for run in api.runs(dag_id) if run["run_type"] != "scheduled")
+    return all(
+        run["state"] in RUN_ENDED for run in api.runs(dag_id) if run["run_type"] != "scheduled"
+    )
 
 
 def assert_retried_within(
@@ -174,7 +175,11 @@ def test_a_finetune_survives_a_killed_gpu_worker_and_mlflow_down_twice(
     api = stack.api
     # No night may publish (and start a fine-tune of its own) while this one is under test.
     api.wait_for("the nights to finish", lambda: idle(api, GOVERN), timeout=20 * 60)
-    time.sleep(10)  # the scheduler's loop that turns the last publication into a fine-tune run
+    api.wait_for(
+        "the publications' fine-tune runs to be created",
+        lambda: api.queued_asset_events(FINETUNE) == 0,
+        timeout=5 * 60,
+    )
     api.wait_for(
         "the fine-tunes the publications started", lambda: idle(api, FINETUNE), timeout=20 * 60
     )

@@ -25,12 +25,18 @@ from governance.errors import (
     PartitionMissingError,
 )
 from governance.ingest import IngestResult, majority_labels, read_partition
+from governance.reasons import ReasonKind, from_record, rendered
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 SMS_FILE = DATASETS / "sms_spam_collection" / "SMSSpamCollection"
 SENTI_FILE = DATASETS / "senti4sd_gold" / "Senti4SD_GoldStandard_EmotionPolarity.csv"
 CONTRACTS = PROJECT_ROOT / "include" / "contracts"
 DAY = "2026-01-01"
+# Which kinds of reason each ingest stage gives.
+STAGE_KINDS = {
+    "parse": {ReasonKind.PARSE, ReasonKind.SCHEMA},
+    "validate": {ReasonKind.CHECK, ReasonKind.DUPLICATE, ReasonKind.CONFLICT},
+}
 
 
 def make_contract(**overrides) -> Contract:
@@ -83,6 +89,12 @@ def ingest(contract: Contract, folder: Path) -> IngestResult:
     assert result.items[frames.ITEM_ID].notna().all()
     assert set(result.quarantine[frames.STAGE]) <= {"parse", "validate"}
     assert (result.quarantine[frames.RAW].str.len() <= frames.RAW_PREVIEW_CHARS).all()
+    for stage, line, causes in result.quarantine[
+        [frames.STAGE, frames.REASONS, frames.CAUSES]
+    ].itertuples(index=False):
+        reasons = [from_record(cause) for cause in causes]
+        assert reasons and rendered(reasons) == line
+        assert {r.kind for r in reasons} <= STAGE_KINDS[stage], (stage, reasons)
     provenance = result.items[[frames.SOURCE_FILE, frames.SOURCE_LINE]]
     assert provenance.equals(provenance.sort_values([frames.SOURCE_FILE, frames.SOURCE_LINE]))
     return result

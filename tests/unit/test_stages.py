@@ -13,6 +13,7 @@ import pytest
 from governance import frames as F
 from governance import pipeline
 from governance.pipeline import DayRun, kept_items, quarantine_items, run_day
+from governance.reasons import Reason, ReasonKind
 from governance.stages import STAGES, Stage, quarantine_tables, stage_named
 from tests.contracts import shipped_contract
 from tests.feeds import demo_feed
@@ -47,8 +48,18 @@ def stage_no_refunds(run: DayRun) -> dict:
     """Quarantines every item whose text mentions the marker word."""
     items = kept_items(run, "no_refunds")
     mentions = items[F.TEXT].str.contains(MARKER, case=False, regex=False)
-    reasons = mentions.map({True: f"policy: mentions {MARKER}", False: ""})
+    refusal = Reason(ReasonKind.POLICY, "no_refunds", F.TEXT, f"mentions {MARKER}")
+    reasons = [[refusal] if mentioned else [] for mentioned in mentions]
     return quarantine_items(run, "no_refunds", items, reasons)
+
+
+def refusal_record() -> dict[str, str]:
+    return {
+        "kind": "policy",
+        "check": "no_refunds",
+        "column": "text",
+        "message": f"mentions {MARKER}",
+    }
 
 
 NO_REFUNDS = Stage(
@@ -92,7 +103,15 @@ def test_an_added_quarantining_stage_is_conserved_and_counted(feed: Path) -> Non
 
     counts = manifest["counts"]["quarantined"]
     assert counts["by_stage"]["no_refunds"] >= mentioning[F.N_SOURCE_ROWS].sum()
-    assert counts["by_reason"]["policy"] == counts["by_stage"]["no_refunds"]
+    assert counts["by_reason"]["text: no_refunds"] == counts["by_stage"]["no_refunds"]
+    assert counts["by_kind"]["policy"] >= counts["by_stage"]["no_refunds"]
+    assert {
+        "stage": "no_refunds",
+        "kind": "policy",
+        "check": "no_refunds",
+        "column": "text",
+        "rows": counts["by_stage"]["no_refunds"],
+    } in counts["reasons"]
     assert manifest["conservation"]["holds"]
     assert manifest["conservation"]["rows_in"] == plain["conservation"]["rows_in"]
     kept = pd.concat(
@@ -104,6 +123,9 @@ def test_an_added_quarantining_stage_is_conserved_and_counted(feed: Path) -> Non
         feed / "no_refunds" / "curated" / "demo_reviews" / DAY / "quarantine.parquet"
     )
     assert set(mentioning[F.ITEM_ID]) <= set(quarantine[F.ITEM_ID])
+    refused = quarantine[quarantine[F.STAGE] == "no_refunds"]
+    assert set(refused[F.REASONS]) == {f"text: no_refunds: mentions {MARKER}"}
+    assert [list(causes) for causes in refused[F.CAUSES]] == [[refusal_record()]] * len(refused)
 
 
 def test_a_retried_stage_quarantines_the_same_rows(feed: Path) -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 from governance import frames
 from governance.dedup.inputs import Batch, DedupConfig, cluster_id_for
 from governance.dedup.match import Graph
+from governance.reasons import Reason, ReasonKind
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Outcome:
     kept_member: np.ndarray  # index into members
     rep: np.ndarray  # index into members
     quarantined: np.ndarray
-    reasons: np.ndarray
+    reasons: np.ndarray  # per new item, the list of its quarantine reasons (empty: not refused)
     conflict: np.ndarray
     members: pd.DataFrame
     conflicts: pd.DataFrame
@@ -125,17 +126,20 @@ def _quarantine_reasons(
 ) -> np.ndarray:
     """Per new item, why it is quarantined ("" when it is not): a label conflict no majority
     settles, or (keeping near duplicates) a cluster whose published items lie in two splits."""
-    reasons = np.full(len(component), "", dtype=object)
+    reasons: list[list[Reason]] = [[] for _ in range(len(component))]
     for i in np.flatnonzero(unresolved):
         info = comps.conflicts.loc[component[i]]
         tie = " (tie)" if config.conflict_action == "majority" else ""
-        reasons[i] = f"label_conflict: cluster {cluster_id[i]} has labels {info['labels']}{tie}"
+        detail = f"cluster {cluster_id[i]} has labels {info['labels']}{tie}"
+        reasons[i].append(Reason(ReasonKind.CONFLICT, "label_conflict", message=detail))
     if config.near_action == "keep":
         splits = comps.hist_splits.reindex(component).fillna("").to_numpy()
         for i in np.flatnonzero(splits != ""):
-            bridge = f"bridges_splits: cluster {cluster_id[i]} holds published items in {splits[i]}"
-            reasons[i] = f"{reasons[i]}; {bridge}" if reasons[i] else bridge
-    return reasons
+            detail = f"cluster {cluster_id[i]} holds published items in {splits[i]}"
+            reasons[i].append(Reason(ReasonKind.LEAKAGE, "bridges_splits", message=detail))
+    held = np.empty(len(reasons), dtype=object)
+    held[:] = reasons
+    return held
 
 
 def decide(batch: Batch, graph: Graph, config: DedupConfig) -> Outcome:
@@ -160,7 +164,7 @@ def decide(batch: Batch, graph: Graph, config: DedupConfig) -> Outcome:
     winner = comps.conflicts["winner"].reindex(component).to_numpy()
     resolved = conflict & pd.notna(winner)
     reasons = _quarantine_reasons(comps, component, cluster_id, conflict & ~resolved, config)
-    quarantined = reasons != ""
+    quarantined = np.fromiter((bool(row) for row in reasons), dtype=bool, count=len(reasons))
     losing = resolved & pd.notna(label[:n]) & (label[:n] != winner)
     # The member that carries each text: an item whose text an earlier member already carries
     # is an exact copy, whatever the cluster's representative is.

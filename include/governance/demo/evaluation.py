@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from governance import frames
@@ -97,10 +98,11 @@ def _dropped(duplicates: pd.DataFrame, kind: str) -> set[str]:
 
 
 def _conflicting(quarantine: pd.DataFrame) -> set[str]:
-    reasons = quarantine[frames.REASONS].fillna("").astype(str)
-    rows = quarantine[
-        (quarantine[frames.STAGE] == "dedup") & reasons.str.startswith(CONFLICT_REASON)
+    conflict = [
+        any(cause["check"] == CONFLICT_REASON for cause in causes)
+        for causes in quarantine[frames.CAUSES]
     ]
+    rows = quarantine[(quarantine[frames.STAGE] == "dedup") & np.asarray(conflict, dtype=bool)]
     return set(rows[frames.ITEM_ID].dropna().astype(str))
 
 
@@ -136,7 +138,7 @@ def evaluate_version(truth: DayTruth, version_dir: Path) -> dict[str, dict]:
     quarantine = _read(
         version_dir,
         "quarantine.parquet",
-        [*LINE_COLUMNS, frames.STAGE, frames.REASONS, frames.ITEM_ID],
+        [*LINE_COLUMNS, frames.STAGE, frames.CAUSES, frames.ITEM_ID],
     )
     duplicates = _read(
         version_dir,

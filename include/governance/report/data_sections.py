@@ -160,6 +160,8 @@ def quarantine(data: ReportInput) -> Html:
     ]
     if quarantined.get("by_stage"):
         parts += [heading("By stage"), records(quarantined["by_stage"], "stage", "source rows")]
+    if quarantined.get("by_kind"):
+        parts += [heading("By kind"), records(quarantined["by_kind"], "kind", "source rows")]
     if by_reason:
         ordered = sorted(by_reason.items(), key=lambda kv: (-(kv[1] or 0), str(kv[0])))
         parts += [

@@ -28,13 +28,12 @@ from mlflow.protos.databricks_pb2 import (
     RESOURCE_ALREADY_EXISTS,
     ErrorCode,
 )
-from mlflow.pyfunc import PythonModel
 
 from governance.contracts import PROJECT_ROOT
 from governance.errors import InvalidInputError, NonRetryableError
 
 if TYPE_CHECKING:
-    pass
+    from governance.tracking.serving import TextClassifierModel
 
 _log = logging.getLogger(__name__)
 
@@ -225,7 +224,7 @@ def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None
     client.log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
 
 
-def __getattr__(name: str) -> type[PythonModel]:
+def __getattr__(name: str) -> type[TextClassifierModel]:
     """Models logged before the served model moved to ``governance.tracking.serving`` pickled it as
     ``governance.tracking.TextClassifierModel``; they still load."""
     if name == "TextClassifierModel":

@@ -19,6 +19,7 @@ from governance.demo.evaluation import (
     format_scores,
 )
 from governance.demo.feed import DATASET, DayTruth, generate_feed
+from governance.reasons import Reason, ReasonKind
 
 DAY = "2026-02-01"
 SPLIT_COLUMNS = [
@@ -27,15 +28,17 @@ SPLIT_COLUMNS = [
 ]  # fmt: skip
 
 
-def _quarantine_row(file: str, line: int | None, n: int, stage: str, reasons: str, item=None):
+def _quarantine_row(file: str, line: int | None, n: int, stage: str, check: str, item=None):
+    reason = Reason(ReasonKind.CHECK, check)
     return {
         "source_file": file,
         "source_line": line,
         "n_source_rows": n,
         "stage": stage,
-        "reasons": reasons,
+        "reasons": reason.text,
         "item_id": item,
         "raw": "",
+        "causes": [reason.record()],
     }
 
 
@@ -139,9 +142,9 @@ def hand_built(tmp_path: Path) -> tuple[DayTruth, Path]:
         _quarantine_row("export-001.jsonl", 10, 3, "validate", "text_min_length", "x1"),
         _quarantine_row("export-002.jsonl", 9, 1, "validate", "annotator_pattern", "x2"),
         # conflicts: c1 caught, e9 wrongly flagged, c0 quarantined for another reason (missed)
-        _quarantine_row("export-001.jsonl", 40, 3, "dedup", "label_conflict: 2 labels", "c1"),
+        _quarantine_row("export-001.jsonl", 40, 3, "dedup", "label_conflict", "c1"),
         _quarantine_row("export-001.jsonl", 43, 3, "dedup", "label_conflict", "e9"),
-        _quarantine_row("export-001.jsonl", 46, 3, "dedup", "other_reason", "c0"),
+        _quarantine_row("export-001.jsonl", 46, 3, "dedup", "bridges_splits", "c0"),
     ]  # fmt: skip
     duplicates = [
         _duplicate_row("k1", "k1", "exact"),  # the kept member itself is no prediction
