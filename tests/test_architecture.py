@@ -63,3 +63,26 @@ def test_the_core_imports_neither_airflow_nor_the_demo_generators() -> None:
         for path in core
     }
     assert {path: names for path, names in leaks.items() if names} == {}
+
+
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 500, 60
+
+
+def production_modules() -> list[Path]:
+    return sorted(p for package in (CORE, AIRFLOW_PACKAGE) for p in package.rglob("*.py"))
+
+
+def test_modules_and_functions_stay_small_enough_to_read() -> None:
+    long_modules, long_functions = [], []
+    for path in production_modules():
+        text = path.read_text(encoding="utf-8")
+        where = str(path.relative_to(PROJECT_ROOT))
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            long_modules.append(where)
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{where}:{node.lineno} {node.name} ({lines} lines)")
+    assert long_modules == []
+    assert long_functions == []

@@ -8,12 +8,29 @@ person on call knows what to fix without opening anything else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from governance.contracts import Contract, GateSpec
 from governance.errors import InvalidInputError
 from governance.frames import SPLITS
+from governance.manifest import (
+    AuditFigures,
+    Conservation,
+    GateDecision,
+    SplitCounts,
+    VersionFacts,
+)
+
+
+@dataclass(frozen=True)
+class GateFacts:
+    """The figures of a version that the gate reads."""
+
+    conservation: Conservation
+    splits: Mapping[str, SplitCounts]
+    audit: AuditFigures
 
 
 @dataclass(frozen=True)
@@ -66,11 +83,11 @@ def _share(part: float, whole: float) -> float:
 
 
 def smallest_class_in_split(
-    splits: dict[str, dict[str, Any]], classes: list[str], fractions: dict[str, float]
+    splits: Mapping[str, SplitCounts], classes: list[str], fractions: dict[str, float]
 ) -> tuple[int | None, str]:
     """The fewest items of any class in any split the contract fills, and where that is."""
     cells = [
-        (int(splits[split]["by_label"].get(label, 0)), f"{label} in {split}")
+        (int(splits[split].by_label.get(label, 0)), f"{label} in {split}")
         for split in SPLITS
         if fractions.get(split, 0) > 0
         for label in classes
@@ -81,34 +98,32 @@ def smallest_class_in_split(
 
 
 def gate_checks(
-    manifest: dict[str, Any], spec: GateSpec, classes: list[str], fractions: dict[str, float]
+    facts: GateFacts, spec: GateSpec, classes: list[str], fractions: dict[str, float]
 ) -> list[Check]:
-    """Every threshold of ``spec`` against the figures of a version's manifest."""
-    conservation, audit = manifest["conservation"], manifest["audit"]
-    rows_in = conservation["rows_in"]
-    agreement = audit.get("agreement") or {}
-    errors = audit.get("label_errors") or {}
-    drift = audit["drift"]
-    fewest, where = smallest_class_in_split(manifest["counts"]["splits"], classes, fractions)
+    """Every threshold of ``spec`` against the figures of a version."""
+    conservation, audit = facts.conservation, facts.audit
+    rows_in = conservation.rows_in
+    drift = audit.drift
+    fewest, where = smallest_class_in_split(facts.splits, classes, fractions)
     return [
         Check(
             "max_quarantine_rate",
             "quarantined share of rows",
-            _share(conservation["quarantined"], rows_in),
+            _share(conservation.quarantined, rows_in),
             spec.max_quarantine_rate,
             "<=",
         ),
         Check(
             "max_duplicate_rate",
             "duplicate share of rows",
-            _share(conservation["duplicates"], rows_in),
+            _share(conservation.duplicates, rows_in),
             spec.max_duplicate_rate,
             "<=",
         ),
         Check(
             "min_alpha",
             "Krippendorff's alpha",
-            agreement.get("krippendorff_alpha"),
+            audit.agreement.krippendorff_alpha if audit.agreement else None,
             spec.min_alpha,
             ">=",
             percent=False,
@@ -116,7 +131,7 @@ def gate_checks(
         Check(
             "max_suspected_error_rate",
             "suspected label error rate",
-            errors.get("rate"),
+            audit.label_errors.rate if audit.label_errors else None,
             spec.max_suspected_error_rate,
             "<=",
         ),
@@ -132,15 +147,15 @@ def gate_checks(
         Check(
             "max_class_drift",
             "largest change of a class share",
-            drift["class_balance"].get("max_share_change"),
+            drift.class_balance.max_share_change,
             spec.max_class_drift,
             "<=",
-            detail=f"against {drift['previous_version']}" if drift["previous_version"] else "",
+            detail=f"against {drift.previous_version}" if drift.previous_version else "",
         ),
     ]
 
 
-def decide(checks: list[Check], dataset: str, version: str) -> dict[str, Any]:
+def decide(checks: list[Check], dataset: str, version: str) -> GateDecision:
     """The gate's decision: passed unless a check that applies failed."""
     failed = [check for check in checks if check.passed is False]
     if failed:
@@ -149,15 +164,18 @@ def decide(checks: list[Check], dataset: str, version: str) -> dict[str, Any]:
     else:
         applied = sum(check.passed is not None for check in checks)
         message = f"gate passed for {dataset} {version}: {applied} checks applied, none failed"
-    return {
-        "status": "failed" if failed else "passed",
-        "message": message,
-        "checks": [check.to_dict() for check in checks],
-        "failed": [check.name for check in failed],
-    }
+    return GateDecision.model_validate(
+        {
+            "status": "failed" if failed else "passed",
+            "message": message,
+            "checks": [check.to_dict() for check in checks],
+            "failed": [check.name for check in failed],
+        }
+    )
 
 
-def evaluate_gate(manifest: dict[str, Any], contract: Contract) -> dict[str, Any]:
-    """The contract's gate applied to a version's manifest."""
-    checks = gate_checks(manifest, contract.gate, contract.labels.classes, contract.split.fractions)
-    return decide(checks, contract.name, manifest["version"])
+def evaluate_gate(facts: VersionFacts, contract: Contract) -> GateDecision:
+    """The contract's gate applied to a version's figures."""
+    figures = GateFacts(facts.conservation, facts.counts.splits, facts.audit)
+    checks = gate_checks(figures, contract.gate, contract.labels.classes, contract.split.fractions)
+    return decide(checks, contract.name, facts.version)

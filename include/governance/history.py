@@ -28,8 +28,8 @@ from typing import Any
 from governance.errors import NonRetryableError, RetryableError
 from governance.hashing import sha256_file
 from governance.layout import DatasetLayout
+from governance.manifest import MANIFEST, ManifestError, read_version_manifest
 
-MANIFEST = "manifest.json"
 # Files whose bytes name the run that wrote them; the data digest leaves them out, so a rerun that
 # gives the same data gives the same digest.
 RUN_SPECIFIC_OUTPUTS = frozenset({"report.html"})
@@ -242,12 +242,15 @@ class Ledger:
         manifest_sha = record.manifest_sha256
         folder = self.layout.version(record.day)
         if record.status == Settlement.PUBLISHED and (folder / MANIFEST).exists():
-            from governance.publish import read_manifest, write_json_atomic
+            from governance.publish import write_json_atomic
 
-            manifest = read_manifest(folder)
-            manifest["state"] = "stale" if stale else "current"
-            manifest["stale_reason"] = why if stale else None
-            write_json_atomic(folder / MANIFEST, manifest)
+            manifest = read_version_manifest(folder).model_copy(
+                update={
+                    "state": "stale" if stale else "current",
+                    "stale_reason": why if stale else None,
+                }
+            )
+            write_json_atomic(folder / MANIFEST, manifest.written())
             manifest_sha = sha256_file(folder / MANIFEST)
         self.write(replace(record, stale=stale, manifest_sha256=manifest_sha, reason=why or ""))
 
@@ -356,18 +359,21 @@ def verify(ledger: Ledger, deep: bool = True) -> list[Finding]:
 def _check_version(record: DayRecord, folder: Path, deep: bool) -> list[Finding]:
     if not (folder / MANIFEST).exists():
         return [Finding(record.day, f"settled as published, but {folder} has no manifest")]
-    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    try:
+        manifest = read_version_manifest(folder)
+    except ManifestError as exc:
+        return [Finding(record.day, str(exc))]
+    outputs = manifest.outputs or {}
     found = []
-    if data_digest(manifest.get("outputs", {})) != record.digest:
+    if data_digest(manifest.written().get("outputs", {})) != record.digest:
         found.append(Finding(record.day, "the manifest's outputs differ from the settled record"))
-    recorded = manifest.get("history", {}).get("digest")
-    if recorded != record.history_digest:
+    if manifest.history.digest != record.history_digest:
         found.append(Finding(record.day, "the manifest's history differs from the settled record"))
     if deep:
-        for name, meta in sorted(manifest.get("outputs", {}).items()):
+        for name, meta in sorted(outputs.items()):
             path = folder / name
             if not path.exists():
                 found.append(Finding(record.day, f"{name} is missing"))
-            elif sha256_file(path) != meta["sha256"]:
+            elif sha256_file(path) != meta.sha256:
                 found.append(Finding(record.day, f"{name} does not match its sha256"))
     return found

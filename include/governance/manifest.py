@@ -1,10 +1,11 @@
 """The manifest of a dataset version, typed: what every reader may rely on, checked when a
 version is written and when it is read back.
 
-The sections every reader uses (counts, conservation, the gate's decision, the history read,
-the files in and out, the state) are typed field by field and refuse unknown keys. The audit's,
-the deduplication's and the contract's sections are recorded as the stages report them (their
-shape follows the contract: a single-label dataset has no annotator figures), typed as mappings.
+Every section a reader uses (counts, conservation, the audit, the gate's decision, the history
+read, the files in and out, the state) is typed field by field and refuses unknown keys; a figure
+that does not apply to a version (agreement of a single-label dataset, drift of a first version)
+is None. The deduplication's and the contract's sections are recorded as the stages and the
+contract give them: the contract has its own model, the deduplication's figures are for people.
 ``manifest.schema.json`` beside this module is the JSON schema of the model;
 ``python -m governance.manifest`` prints it.
 """
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -24,6 +26,9 @@ from governance.reasons import ReasonKind
 
 SCHEMA_FILE = Path(__file__).with_name("manifest.schema.json")
 MANIFEST = "manifest.json"
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class ManifestError(NonRetryableError):
@@ -145,8 +150,95 @@ class OutputFile(_Section):
     rows: int | None = Field(default=None, ge=0)
 
 
-class VersionManifest(_Section):
-    """``manifest.json`` of a published, refused or dry-run version."""
+class ClassAgreement(_Section):
+    krippendorff_alpha: float | None
+    fleiss_kappa: float | None
+
+
+class AgreementFigures(_Section):
+    """Agreement of the annotators' votes (None where a figure cannot be computed)."""
+
+    krippendorff_alpha: float | None
+    fleiss_kappa: float | None
+    fleiss_items: int = Field(ge=0)
+    annotators: int = Field(ge=0)
+    votes: int = Field(ge=0)
+    per_class: dict[str, ClassAgreement]
+
+
+class ConsensusFigures(_Section):
+    items: int = Field(ge=0)
+    majority_items: int = Field(ge=0)
+    dawid_skene_items: int = Field(ge=0)
+    disagrees_with_label: int = Field(ge=0)
+    mean_confidence: float | None
+
+
+class AnnotatorFigures(_Section):
+    count: int = Field(ge=0)
+    flagged: list[str]
+    min_accuracy: float
+    min_items: int = Field(ge=0)
+
+
+class LabelErrorFigures(_Section):
+    method: str
+    model: str
+    folds: int = Field(ge=0)
+    items: int = Field(ge=0)
+    unlabelled_items: int = Field(ge=0)
+    suspected: int = Field(ge=0)
+    rate: float | None
+    out_of_fold_accuracy: float | None
+
+
+class ClassBalance(_Section):
+    """Class shares now and in the previous version; the test figures are None without one."""
+
+    current: dict[str, float]
+    previous: dict[str, float] | None
+    max_share_change: float | None
+    chi2: float | None
+    p_value: float | None
+
+
+class TextLengthDrift(_Section):
+    bins: list[float]
+    current_hist: list[int]
+    previous_hist: list[int] | None
+    current_median: float | None
+    previous_median: float | None
+    ks_statistic: float | None
+    p_value: float | None
+
+
+class DriftFigures(_Section):
+    """Against the previous version; its figures are None for a first version."""
+
+    previous_version: str | None
+    class_balance: ClassBalance
+    text_length: TextLengthDrift
+    new_vocabulary_share: float | None
+
+
+class AuditFigures(_Section):
+    """The audit's section. Agreement, consensus and annotators are None for a single-label
+    dataset, label errors where they could not be scored; ``skipped`` says why."""
+
+    items: int = Field(ge=0)
+    classes: list[str]
+    multi_annotator: bool
+    skipped: list[str]
+    consensus: ConsensusFigures | None
+    agreement: AgreementFigures | None
+    annotators: AnnotatorFigures | None
+    label_errors: LabelErrorFigures | None
+    drift: DriftFigures
+
+
+class VersionFacts(_Section):
+    """What a night measured: everything of a manifest but the gate's decision on it, the
+    state its history left it in and the files written."""
 
     dataset: str
     version: str = Field(pattern=DAY_PATTERN)
@@ -159,21 +251,39 @@ class VersionManifest(_Section):
     label_mapping: dict[str, Any]
     warnings: list[str]
     dedup: dict[str, Any]
-    thresholds: dict[str, float]
+    thresholds: dict[str, float | int]
     inputs: list[InputFile]
-    audit: dict[str, Any]
+    audit: AuditFigures
     history: HistoryRead
+
+
+class VersionManifest(VersionFacts):
+    """``manifest.json`` of a published, refused or dry-run version."""
+
     state: Literal["current", "stale"]
     stale_reason: str | None = None
     gate: GateDecision
     # Written with the files, so absent only from a manifest not yet published.
     outputs: dict[str, OutputFile] | None = None
 
+    def written(self) -> dict[str, Any]:
+        """What ``manifest.json`` holds: the fields given, as JSON values."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
-def validated(manifest: dict[str, Any], where: str) -> VersionManifest:
+
+def validated(manifest: Mapping[str, Any], where: str) -> VersionManifest:
     """The typed manifest; ``ManifestError`` naming every field that is wrong."""
+    return _checked(VersionManifest, manifest, where)
+
+
+def validated_facts(facts: Mapping[str, Any], where: str) -> VersionFacts:
+    """A night's figures, typed, before the gate decides on them."""
+    return _checked(VersionFacts, facts, where)
+
+
+def _checked(model: type[_Model], data: Mapping[str, Any], where: str) -> _Model:
     try:
-        return VersionManifest.model_validate(manifest)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"

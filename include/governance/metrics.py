@@ -12,9 +12,12 @@ import os
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from statsd import StatsClient
+
+if TYPE_CHECKING:
+    from governance.manifest import VersionManifest
 
 log = logging.getLogger(__name__)
 
@@ -64,31 +67,28 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_") or "unknown"
 
 
-def governance_figures(manifest: Mapping[str, Any]) -> dict[str, float]:
+def governance_figures(manifest: VersionManifest) -> dict[str, float]:
     """The figures of one version's manifest, keyed by metric name below the prefix."""
-    dataset = slug(manifest["dataset"])
-    counts = manifest["counts"]
-    audit = manifest.get("audit") or {}
-    gate = manifest.get("gate") or {}
+    counts, audit, gate = manifest.counts, manifest.audit, manifest.gate
     figures: dict[str, float] = {
-        "rows_in": counts["rows_in"],
-        "quarantined": counts["quarantined"]["total"],
-        "duplicates.exact": counts["duplicates"]["exact"],
-        "duplicates.near": counts["duplicates"]["near"],
-        **{f"split.{s}": counts["splits"][s]["items"] for s in counts["splits"]},
+        "rows_in": counts.rows_in,
+        "quarantined": counts.quarantined.total,
+        "duplicates.exact": counts.duplicates.exact,
+        "duplicates.near": counts.duplicates.near,
+        **{f"split.{name}": split.items for name, split in counts.splits.items()},
     }
-    for reason, rows in counts["quarantined"]["by_reason"].items():
+    for reason, rows in counts.quarantined.by_reason.items():
         key = f"quarantined_by_reason.{slug(reason)}"
         figures[key] = figures.get(key, 0) + rows
-    if (audit.get("agreement") or {}).get("krippendorff_alpha") is not None:
-        figures["alpha"] = audit["agreement"]["krippendorff_alpha"]
-    if audit.get("label_errors"):
-        figures["suspected_errors"] = audit["label_errors"]["suspected"]
-        figures["suspected_error_rate"] = audit["label_errors"]["rate"]
-    if gate.get("status") in ("passed", "failed"):
-        figures["gate.passed"] = 1 if gate["status"] == "passed" else 0
-        figures["gate.failed_checks"] = len(gate.get("failed", []))
-    return {f"{dataset}.{name}": float(value) for name, value in figures.items()}
+    if audit.agreement and audit.agreement.krippendorff_alpha is not None:
+        figures["alpha"] = audit.agreement.krippendorff_alpha
+    if audit.label_errors:
+        figures["suspected_errors"] = audit.label_errors.suspected
+        if audit.label_errors.rate is not None:
+            figures["suspected_error_rate"] = audit.label_errors.rate
+    figures["gate.passed"] = 1 if gate.status == "passed" else 0
+    figures["gate.failed_checks"] = len(gate.failed)
+    return {f"{slug(manifest.dataset)}.{name}": float(value) for name, value in figures.items()}
 
 
 def training_figures(dataset: str, outcome: Mapping[str, Any]) -> dict[str, float]:

@@ -1,14 +1,13 @@
-"""The nightly governance run of one dataset for one day: the functions of the stages that
-``governance.stages.STAGES`` declares, and ``run_day``, which runs them in one process (for
-benchmarks, tests and the command line). Nothing here knows about Airflow.
+"""The nightly governance run of one dataset for one day: where a day's run reads and writes
+(``DayRun``), the data stages that ``governance.stages.STAGES`` declares (the version's stages,
+gate and publish, are in ``governance.version``), and ``run_day``, which runs them all in one
+process (for benchmarks, tests and the command line). Nothing here knows about Airflow.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,34 +17,18 @@ import numpy as np
 import pandas as pd
 
 from governance import frames as F
-from governance import metrics
-from governance.audit import AUDIT_TABLES, run_audit
+from governance.audit import run_audit
 from governance.contracts import DAY_PATTERN, Contract, data_root
 from governance.dedup import DedupConfig, deduplicate
-from governance.errors import GateFailedError, InvalidInputError
-from governance.gate import evaluate_gate
-from governance.hashing import sha256_file
-from governance.history import (
-    DayRecord,
-    Ledger,
-    Settlement,
-    data_digest,
-    describe_difference,
-    history_digest,
-)
+from governance.errors import InvalidInputError
+from governance.history import Ledger, Settlement, history_digest
 from governance.ingest import read_partition
 from governance.layout import DatasetLayout
-from governance.manifest import validated
-from governance.publish import (
-    MANIFEST,
-    check_conservation,
-    publish_version,
-    read_manifest,
-)
+from governance.manifest import read_version_manifest
+from governance.publish import MANIFEST
 from governance.reasons import Reason
-from governance.report import render_report
 from governance.split import assign_splits, split_sizes
-from governance.stages import STAGES, Stage, quarantine_tables, stage_named
+from governance.stages import STAGES, Stage, stage_named
 from governance.tables import write_parquet
 
 A_DAY = re.compile(DAY_PATTERN)
@@ -177,7 +160,7 @@ def published_versions(curated_root: Path, before: str | None = None) -> list[st
             continue
         if before is not None and child.name >= before:
             continue
-        if read_manifest(child).get("published", False):
+        if read_version_manifest(child).published:
             days.append(child.name)
     return days
 
@@ -292,216 +275,6 @@ def stage_audit(run: DayRun) -> dict[str, Any]:
         save_table(run, f"audit_{name}", table)
     save_summary(run, "audit", result.summary)
     return result.summary
-
-
-def _split_of_kept(
-    duplicates: pd.DataFrame, splits: pd.DataFrame, history: pd.DataFrame | None
-) -> pd.Series:
-    registry = splits.set_index(F.ITEM_ID)[F.SPLIT]
-    if history is not None and not history.empty:
-        old = history.drop_duplicates(F.ITEM_ID).set_index(F.ITEM_ID)[F.SPLIT]
-        registry = pd.concat([old[~old.index.isin(registry.index)], registry])
-    return duplicates[F.KEPT_ITEM_ID].map(registry).astype(object)
-
-
-def build_tables(run: DayRun) -> dict[str, pd.DataFrame]:
-    """The files of the published version, in a deterministic order."""
-    splits = load_table(run, "splits")
-    history = load_table(run, "registry")
-    duplicates = load_table(run, "duplicates")
-    duplicates[F.SPLIT] = _split_of_kept(duplicates, splits, history)
-    texts = load_table(run, "items").set_index(F.ITEM_ID)[F.TEXT]
-    duplicates[F.TEXT] = duplicates[F.ITEM_ID].map(texts)
-    quarantine = pd.concat(
-        [load_table(run, name) for name in quarantine_tables(run.stages)], ignore_index=True
-    )
-    annotations = load_table(run, "annotations").merge(
-        splits[[F.ITEM_ID, F.SPLIT]], on=F.ITEM_ID, how="inner"
-    )
-    index = load_table(run, "dedup_index").merge(
-        splits[[F.ITEM_ID, F.SPLIT]], on=F.ITEM_ID, how="inner", validate="one_to_one"
-    )
-    index["version"] = run.day
-    tables = {split: splits[splits[F.SPLIT] == split] for split in F.SPLITS}
-    tables.update(
-        quarantine=quarantine,
-        duplicates=duplicates,
-        conflicts=load_table(run, "conflicts"),
-        annotations=annotations,
-        index=index,
-    )
-    tables.update({name: load_table(run, f"audit_{name}") for name in AUDIT_TABLES})
-    return tables
-
-
-def conservation(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    rows_in = load_summary(run, "ingest")["rows_in"]
-    buckets = {
-        "quarantined": tables["quarantine"][F.N_SOURCE_ROWS].sum(),
-        "duplicates": tables["duplicates"][F.N_SOURCE_ROWS].sum(),
-        **{split: tables[split][F.N_SOURCE_ROWS].sum() for split in F.SPLITS},
-    }
-    return check_conservation(rows_in, buckets)
-
-
-def quarantine_counts(quarantine: pd.DataFrame) -> dict[str, Any]:
-    """Quarantined source rows in total, per stage, per reason key and kind, and per structured
-    reason (stage, kind, check, column); a row that broke several rules counts under each."""
-    reasons = F.reason_totals(quarantine)
-    by_stage = quarantine.groupby(F.STAGE)[F.N_SOURCE_ROWS].sum()
-
-    def totals(column: str) -> dict[str, int]:
-        return {str(k): int(v) for k, v in reasons.groupby(column)["rows"].sum().items()}
-
-    return {
-        "total": int(quarantine[F.N_SOURCE_ROWS].sum()),
-        "by_stage": {str(k): int(v) for k, v in by_stage.items()},
-        "by_reason": totals("key"),
-        "by_kind": totals("kind"),
-        "reasons": [
-            {**row, "column": row["column"] or None, "rows": int(row["rows"])}
-            for row in reasons.drop(columns="key").to_dict("records")
-        ],
-    }
-
-
-def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    ingest = load_summary(run, "ingest")
-    dedup = load_summary(run, "dedup")
-    quarantine = tables["quarantine"]
-    kinds = tables["duplicates"][F.DUPLICATE_KIND].value_counts()
-    manifest = {
-        "dataset": run.name,
-        "version": run.day,
-        "published": not run.dry_run,
-        "dry_run": run.dry_run,
-        "created_by": {"run_id": run.run_id, **run.lineage},
-        "contract": run.contract.model_dump(mode="json"),
-        "conservation": conservation(run, tables),
-        "counts": {
-            "rows_in": ingest["rows_in"],
-            "quarantined": quarantine_counts(quarantine),
-            "duplicates": {"exact": int(kinds.get("exact", 0)), "near": int(kinds.get("near", 0))},
-            "conflicts": len(tables["conflicts"]),
-            "splits": split_sizes(pd.concat([tables[s] for s in F.SPLITS])),
-        },
-        "label_mapping": ingest["label_mapping"],
-        "warnings": ingest["warnings"],
-        "dedup": dedup,
-        "thresholds": {
-            "near_duplicate_jaccard": run.contract.dedup.near_threshold,
-            **run.contract.gate.model_dump(),
-        },
-        "inputs": ingest["files"],
-        "audit": load_summary(run, "audit"),
-        "history": load_summary(run, "history"),
-        "state": "current",
-    }
-    manifest["gate"] = evaluate_gate(manifest, run.contract)
-    return manifest
-
-
-def write_version(
-    target: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, Any]
-) -> dict[str, Any]:
-    """The tables, the review queue as CSV and the HTML report, then the manifest, atomically;
-    a manifest that is not what readers rely on stops the run before anything is written."""
-    validated(manifest, str(target / MANIFEST))
-    files = {
-        "report.html": render_report(manifest, tables).encode("utf-8"),
-        "review_queue.csv": tables["review_queue"].to_csv(index=False).encode("utf-8"),
-    }
-    return publish_version(target, tables, manifest, files)
-
-
-def stage_gate(run: DayRun) -> dict[str, Any]:
-    """Decide whether the version is fit to train on.
-
-    A refused version is still written, with its report and the decision, where reviewers look
-    for it (``unpublished/``), the day settles as refused (a rerun refused after a publication
-    withdraws the published version), and the run stops with every failed threshold in one message.
-    """
-    tables = build_tables(run)
-    manifest = build_manifest(run, tables)
-    decision = manifest["gate"]
-    if not run.dry_run:
-        metrics.emit(metrics.governance_figures(manifest))
-    if decision["status"] == "failed" and not run.dry_run:
-        with run.ledger.lock():
-            state, why = history_state(run, manifest["history"])
-            refused = {**manifest, "published": False, "state": state, "stale_reason": why}
-            written = write_version(run.unpublished_dir, tables, refused)
-            withdraw_published(run)
-            settle(run, written, Settlement.REFUSED, str(Settlement.REFUSED))
-        shutil.rmtree(run.work_dir, ignore_errors=True)
-        raise GateFailedError(decision["message"])
-    return decision
-
-
-def withdraw_published(run: DayRun) -> None:
-    """Move the day's published version aside (to ``withdrawn/``), kept for lineage."""
-    record = run.ledger.get(run.day)
-    if record is None or record.status != Settlement.PUBLISHED or not run.version_dir.exists():
-        return
-    target = run.withdrawn_dir / f"{run.day}-{record.digest[:12]}"
-    if target.exists():
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(run.version_dir, target)
-
-
-def history_state(run: DayRun, recorded: dict[str, Any]) -> tuple[str, str | None]:
-    """Whether the history the day was computed from is still what is settled before it."""
-    current = run.ledger.history(run.day)
-    waiting = run.ledger.unsettled(run.day)
-    if waiting:
-        return "stale", f"{', '.join(waiting[:5])} not settled or stale"
-    if recorded["digest"] != history_digest(current):
-        return "stale", describe_difference(recorded["versions"], current)
-    return "current", None
-
-
-def settle(run: DayRun, manifest: dict[str, Any], status: Settlement, digest: str) -> list[str]:
-    """Record how the day settled (inside the ledger's lock); returns later days now stale."""
-    folder = run.version_dir if status == Settlement.PUBLISHED else run.unpublished_dir
-    return run.ledger.settle(
-        DayRecord(
-            day=run.day,
-            status=status,
-            digest=digest,
-            history_digest=manifest["history"]["digest"],
-            stale=manifest.get("state") == "stale",
-            manifest_sha256=sha256_file(folder / MANIFEST),
-            run_id=run.run_id,
-            reason=manifest.get("stale_reason") or "",
-        )
-    )
-
-
-def stage_publish(run: DayRun) -> dict[str, Any]:
-    """Check conservation, then write the version atomically: to ``curated/`` when the gate
-    passed, to ``unpublished/`` on a dry run.
-
-    Publishing settles the day. A version whose history changed while it ran is published as
-    stale; later days whose history this publication changed are marked stale (returned under
-    ``marked_stale``, not written to the manifest) until they are recomputed in order.
-    """
-    tables = build_tables(run)
-    manifest = build_manifest(run, tables)
-    if manifest["gate"]["status"] != "passed" and not run.dry_run:
-        raise GateFailedError(manifest["gate"]["message"])
-    marked: list[str] = []
-    with run.ledger.lock():
-        if run.dry_run:
-            manifest = write_version(run.unpublished_dir, tables, manifest)
-        else:
-            state, why = history_state(run, manifest["history"])
-            manifest = {**manifest, "state": state, "stale_reason": why}
-            manifest = write_version(run.version_dir, tables, manifest)
-            digest = data_digest(manifest["outputs"])
-            marked = settle(run, manifest, Settlement.PUBLISHED, digest)
-    shutil.rmtree(run.work_dir, ignore_errors=True)
-    return {**manifest, "marked_stale": marked}
 
 
 def run_day(run: DayRun) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def build_snapshot(root: Path, dataset: str, version: str | None) -> Path:
     manifest = {
         "dataset": dataset,
         "version": version,
-        "contract": read_manifest(curated / version)["contract"],
+        "contract": read_version_manifest(curated / version).contract,
         "versions": entries,
     }
     publish_version(target, tables, manifest)

@@ -102,14 +102,14 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="gate",
         task_id="gate",
-        function="governance.pipeline:stage_gate",
+        function="governance.version:stage_gate",
         doc="A refused version fails here without retrying: the data must change, not the try.",
         reads=("*",),
     ),
     Stage(
         name="publish",
         task_id="publish",
-        function="governance.pipeline:stage_publish",
+        function="governance.version:stage_publish",
         doc="Check conservation and write the version atomically; the day settles.",
         reads=("*",),
         publishes=True,

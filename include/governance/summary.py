@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from governance.frames import SPLITS
-from governance.manifest import GateDecision, VersionManifest
+from governance.manifest import AuditFigures, GateDecision, VersionManifest
 
 
 def _counts(mapping: dict[str, int]) -> str:
@@ -17,36 +16,39 @@ def _number(value: float | None, pattern: str = "{:.3f}") -> str:
     return "n/a" if value is None else pattern.format(value)
 
 
-def audit_lines(audit: dict[str, Any]) -> list[str]:
+def audit_lines(audit: AuditFigures) -> list[str]:
     """Agreement, annotators, suspected label errors and drift, one line each."""
-    if not audit:
-        return []
-    agreement, annotators = audit.get("agreement"), audit.get("annotators")
-    errors, drift = audit.get("label_errors"), audit["drift"]
+    agreement, annotators, errors, drift = (
+        audit.agreement,
+        audit.annotators,
+        audit.label_errors,
+        audit.drift,
+    )
     lines = []
     if agreement:
         lines.append(
-            f"  agreement      Krippendorff alpha {_number(agreement['krippendorff_alpha'])}, "
-            f"Fleiss kappa {_number(agreement['fleiss_kappa'])}"
+            f"  agreement      Krippendorff alpha {_number(agreement.krippendorff_alpha)}, "
+            f"Fleiss kappa {_number(agreement.fleiss_kappa)}"
         )
     else:
         lines.append("  agreement      n/a (single-label dataset)")
     if annotators:
-        flagged = ", ".join(annotators["flagged"]) or "none"
-        lines.append(f"  annotators     {annotators['count']}, flagged unreliable: {flagged}")
+        flagged = ", ".join(annotators.flagged) or "none"
+        lines.append(f"  annotators     {annotators.count}, flagged unreliable: {flagged}")
     if errors:
         lines.append(
-            f"  label errors   {errors['suspected']} suspected of {errors['items']} "
-            f"({errors['rate']:.1%}), out-of-fold accuracy {errors['out_of_fold_accuracy']:.3f}"
+            f"  label errors   {errors.suspected} suspected of {errors.items} "
+            f"({_number(errors.rate, '{:.1%}')}), out-of-fold accuracy "
+            f"{_number(errors.out_of_fold_accuracy)}"
         )
-    balance = drift["class_balance"]
-    if drift["previous_version"]:
+    balance = drift.class_balance
+    if drift.previous_version:
         lines.append(
-            f"  drift          vs {drift['previous_version']}: max class share change "
-            f"{_number(balance['max_share_change'], '{:.1%}')} (chi2 p "
-            f"{_number(balance['p_value'])}), length KS p "
-            f"{_number(drift['text_length']['p_value'])}, new vocabulary "
-            f"{_number(drift['new_vocabulary_share'], '{:.1%}')}"
+            f"  drift          vs {drift.previous_version}: max class share change "
+            f"{_number(balance.max_share_change, '{:.1%}')} (chi2 p "
+            f"{_number(balance.p_value)}), length KS p "
+            f"{_number(drift.text_length.p_value)}, new vocabulary "
+            f"{_number(drift.new_vocabulary_share, '{:.1%}')}"
         )
     else:
         lines.append("  drift          n/a (first version)")

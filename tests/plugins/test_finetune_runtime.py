@@ -44,7 +44,7 @@ def test_the_version_is_the_param_else_the_newest_triggering_event_else_none() -
     assert triggering_version({}) is None
     triggered = {"params": {"epochs": 4}, "triggering_asset_events": events}
     request = finetune_request(contract, triggered)
-    assert (request.version, request.epochs) == ("2026-01-03", 4)
-    assert request.max_seq_length == contract.finetune.max_seq_length
+    assert (request.version, request.trial.epochs) == ("2026-01-03", 4)
+    assert request.trial.max_seq_length == contract.finetune.max_seq_length
     chosen = {"params": {"version": "2026-01-01"}, "triggering_asset_events": events}
     assert finetune_request(contract, chosen).version == "2026-01-01"

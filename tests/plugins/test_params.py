@@ -105,10 +105,9 @@ def test_a_run_applies_the_overrides_and_only_them(contract) -> None:
 def test_the_finetune_defaults_have_one_source() -> None:
     spec = FinetuneSpec()
     request = FinetuneRequest(dataset="d")
-    trial = TrialConfig()
     for name in FinetuneSpec.model_fields:
-        if hasattr(request, name):
-            assert getattr(request, name) == getattr(spec, name), name
-        if hasattr(trial, name):
-            assert getattr(trial, name) == getattr(spec, name), name
-    assert set(REQUEST_PARAMS) <= {f.name for f in fields(FinetuneRequest)}
+        for holder in (request, request.trial, TrialConfig()):
+            if hasattr(holder, name):
+                assert getattr(holder, name) == getattr(spec, name), name
+    taken = {f.name for f in fields(FinetuneRequest)} | {f.name for f in fields(TrialConfig)}
+    assert set(REQUEST_PARAMS) <= taken

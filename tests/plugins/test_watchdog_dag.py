@@ -14,7 +14,6 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 from governance import tracking
 from governance.contracts import contracts_dir, load_contract
 from governance.history import DayRecord, Ledger, Settlement, data_digest, history_digest
-from governance.publish import write_json_atomic
 from governance.tracking import promotion
 from governance.watchdog import final_failures
 from governance_airflow.failures import record_failure
@@ -26,6 +25,7 @@ from governance_airflow.watchdog_factory import (
 )
 from tests.conftest import private_mlflow
 from tests.integration.helpers import task_states
+from tests.manifests import write_manifest
 
 pytestmark = pytest.mark.airflow
 CONTRACT = load_contract(contracts_dir() / "sms_spam.yaml")
@@ -34,10 +34,8 @@ NO_HISTORY = history_digest([])
 
 def publish(root: Path, day: dt.date) -> None:
     """A published version with no data files, settled as the dataset's only day."""
-    folder = root / "curated" / "sms_spam" / day.isoformat()
-    folder.mkdir(parents=True)
-    manifest = {"published": True, "outputs": {}, "history": {"digest": NO_HISTORY}}
-    write_json_atomic(folder / "manifest.json", manifest)
+    history = {"origin": day.isoformat(), "digest": NO_HISTORY, "versions": []}
+    write_manifest(root / "curated" / "sms_spam" / day.isoformat(), published=True, history=history)
     record = DayRecord(day.isoformat(), Settlement.PUBLISHED, data_digest({}), NO_HISTORY)
     Ledger(root, "sms_spam", day.isoformat()).settle(record)
 

@@ -11,6 +11,7 @@ import pytest
 
 from governance import tracking
 from governance.demo.feed import generate_feed
+from governance.errors import InvalidInputError
 from governance.finetune import (
     LR_FACTORS,
     TRIAL_TAG,
@@ -58,6 +59,14 @@ def request(**changes) -> FinetuneRequest:
 
 def context(root: Path, try_number: int = 1) -> RunContext:
     return RunContext("finetune_demo_reviews", "manual__t1", "train", try_number, root)
+
+
+def test_a_request_holds_the_trial_settings_and_refuses_unknown_names() -> None:
+    asked = request(epochs=3, trials=2, seed=None)
+    assert (asked.trial.epochs, asked.trial.batch_size, asked.trials) == (3, 8, 2)
+    assert asked.trial.seed == CONTRACT.finetune.seed  # None keeps the contract's value
+    with pytest.raises(InvalidInputError, match="epoch"):
+        request(epoch=3)
 
 
 def test_the_grid_spreads_the_learning_rate_one_trial_each() -> None:

@@ -7,7 +7,9 @@ import copy
 import pytest
 
 from governance.contracts import GateSpec
-from governance.gate import decide, gate_checks
+from governance.gate import GateFacts, decide, gate_checks
+from governance.manifest import AuditFigures, Conservation, SplitCounts
+from tests.manifests import manifest_dict
 
 CLASSES = ["pos", "neg"]
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -25,23 +27,73 @@ def healthy_manifest() -> dict:
     by_label = {"pos": 10, "neg": 5}
     return {
         "version": "2026-01-02",
-        "conservation": {"rows_in": 100, "quarantined": 5, "duplicates": 10},
+        "conservation": {
+            "rows_in": 100,
+            "quarantined": 5,
+            "duplicates": 10,
+            **{split: 15 for split in FRACTIONS},
+            "accounted": 60,
+            "holds": False,  # the gate reads the shares only; conservation is publish's check
+        },
         "counts": {
-            "splits": {s: {"items": 15, "by_label": dict(by_label)} for s in FRACTIONS},
+            "splits": {s: {"rows": 15, "items": 15, "by_label": dict(by_label)} for s in FRACTIONS},
         },
-        "audit": {
-            "agreement": {"krippendorff_alpha": 0.8},
-            "label_errors": {"rate": 0.02},
-            "drift": {
-                "previous_version": "2026-01-01",
-                "class_balance": {"max_share_change": 0.05},
-            },
-        },
+        "audit": audit(
+            agreement={"krippendorff_alpha": 0.8},
+            label_errors={"rate": 0.02},
+            drift={"previous_version": "2026-01-01", "class_balance": {"max_share_change": 0.05}},
+        ),
     }
 
 
+def audit(**sections: dict | None) -> dict:
+    """The sample manifest's audit with the given sections' figures replaced (None: the section
+    does not apply)."""
+    figures = copy.deepcopy(manifest_dict()["audit"]) | {"classes": CLASSES}
+    for name, changes in sections.items():
+        figures[name] = None if changes is None else merged(figures[name], changes)
+    return figures
+
+
+def merged(base: dict, changes: dict) -> dict:
+    return {
+        key: merged(base[key], value) if isinstance(value, dict) else value
+        for key, value in {**base, **changes}.items()
+    }
+
+
+def first_version_drift() -> dict:
+    """No previous version: every comparison is None."""
+    return {
+        "previous_version": None,
+        "class_balance": {
+            "previous": None,
+            "max_share_change": None,
+            "chi2": None,
+            "p_value": None,
+        },
+        "text_length": {
+            "previous_hist": None,
+            "previous_median": None,
+            "ks_statistic": None,
+            "p_value": None,
+        },
+        "new_vocabulary_share": None,
+    }
+
+
+def figures(manifest: dict) -> GateFacts:
+    """The sections the gate reads, typed as the manifest types them."""
+    return GateFacts(
+        Conservation.model_validate(manifest["conservation"]),
+        {s: SplitCounts.model_validate(c) for s, c in manifest["counts"]["splits"].items()},
+        AuditFigures.model_validate(manifest["audit"]),
+    )
+
+
 def run_gate(manifest: dict, spec: GateSpec = SPEC) -> dict:
-    return decide(gate_checks(manifest, spec, CLASSES, FRACTIONS), "ds", manifest["version"])
+    checks = gate_checks(figures(manifest), spec, CLASSES, FRACTIONS)
+    return decide(checks, "ds", manifest["version"]).model_dump()
 
 
 def test_a_healthy_version_passes_every_check() -> None:
@@ -87,17 +139,13 @@ def test_too_few_items_of_a_class_names_the_split_and_class() -> None:
 def test_an_empty_val_split_is_not_checked_when_the_contract_has_none() -> None:
     manifest = healthy_manifest()
     manifest["counts"]["splits"]["val"]["by_label"] = {}
-    checks = gate_checks(manifest, SPEC, CLASSES, {"train": 0.9, "val": 0.0, "test": 0.1})
-    assert decide(checks, "ds", "v")["status"] == "passed"
+    checks = gate_checks(figures(manifest), SPEC, CLASSES, {"train": 0.9, "val": 0.0, "test": 0.1})
+    assert decide(checks, "ds", "v").status == "passed"
 
 
 def test_checks_that_cannot_apply_are_not_applicable_not_passed() -> None:
     manifest = healthy_manifest()
-    manifest["audit"] = {
-        "agreement": None,
-        "label_errors": None,
-        "drift": {"previous_version": None, "class_balance": {"max_share_change": None}},
-    }
+    manifest["audit"] = audit(agreement=None, label_errors=None, drift=first_version_drift())
     decision = run_gate(manifest)
     verdicts = {check["name"]: check["passed"] for check in decision["checks"]}
     assert verdicts["min_alpha"] is None and verdicts["max_class_drift"] is None

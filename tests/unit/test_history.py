@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from governance import pipeline
+from governance import pipeline, version
 from governance.demo.feed import generate_feed
 from governance.errors import GateFailedError
 from governance.history import (
@@ -183,9 +183,9 @@ def test_a_history_changed_during_a_run_publishes_the_day_as_stale(
         stage(late)
     change_one_input(root, DAYS[1])
     run_day(day_run(root, DAYS[1], run_id="fix"))
-    for stage in (pipeline.stage_audit, pipeline.stage_gate):
+    for stage in (pipeline.stage_audit, version.stage_gate):
         stage(late)
-    manifest = pipeline.stage_publish(late)
+    manifest = version.stage_publish(late)
     assert manifest["state"] == "stale"
     assert DAYS[4] in stale_days(Ledger(root, DATASET, START))
     reconcile(CONTRACT, root, progress=lambda _: None)
@@ -279,9 +279,9 @@ def run_day_as_a_task(root: Path, day: str) -> int:
         except HistoryNotSettledError:
             waited += 1
             time.sleep(0.2)
-    for stage in (pipeline.stage_split, pipeline.stage_audit, pipeline.stage_gate):
+    for stage in (pipeline.stage_split, pipeline.stage_audit, version.stage_gate):
         stage(run)
-    pipeline.stage_publish(run)
+    version.stage_publish(run)
     return waited
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from governance import version
 from governance.errors import GateFailedError
 from governance.manifest import (
     MANIFEST,
@@ -19,7 +20,7 @@ from governance.manifest import (
     read_version_manifest,
     schema_text,
 )
-from governance.pipeline import DayRun, run_day, write_version
+from governance.pipeline import DayRun, run_day
 from tests.contracts import shipped_contract
 from tests.feeds import demo_feed
 from tests.gate_feed import write_failing_day
@@ -94,12 +95,22 @@ def test_a_broken_manifest_is_refused_on_read_naming_the_field(
         jsonschema.validate(manifest, json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
 
 
-def test_a_broken_manifest_is_refused_before_anything_is_written(written, tmp_path: Path) -> None:
+def test_a_night_whose_figures_break_the_model_writes_nothing(
+    written, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stage that reports a figure readers cannot rely on (here an audit without its drift
+    section) stops the night at the manifest, before any file of the version is written."""
+    root = tmp_path / "night"
+    shutil.copytree(written / "landing", root / "landing")
     contract = shipped_contract("demo_reviews", DAYS[0])
-    run = DayRun(contract=contract, day=DAYS[1], root=written, run_id="night")
-    manifest = json.loads((run.version_dir / MANIFEST).read_text(encoding="utf-8"))
-    manifest["counts"]["rows_in"] = -1
-    target = tmp_path / "version"
-    with pytest.raises(ManifestError, match=r"counts\.rows_in"):
-        write_version(target, {}, manifest)
-    assert not target.exists()
+    real = version.load_summary
+
+    def audit_without_drift(run: DayRun, name: str) -> dict:
+        summary = real(run, name)
+        return {k: v for k, v in summary.items() if k != "drift"} if name == "audit" else summary
+
+    monkeypatch.setattr(version, "load_summary", audit_without_drift)
+    run = DayRun(contract=contract, day=DAYS[0], root=root, run_id="broken")
+    with pytest.raises(ManifestError, match=r"audit\.drift"):
+        run_day(run)
+    assert not run.version_dir.exists() and not run.unpublished_dir.exists()

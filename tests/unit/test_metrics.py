@@ -5,25 +5,10 @@ from __future__ import annotations
 import pytest
 
 from governance import metrics
+from tests.manifests import manifest_dict, sample_manifest
 from tests.statsd_listener import StatsdListener
 
-MANIFEST = {
-    "dataset": "demo_reviews",
-    "counts": {
-        "rows_in": 1204,
-        "quarantined": {
-            "total": 43,
-            "by_reason": {"json_error": 1, "text: length outside 20..500": 9, "label_conflict": 23},
-        },
-        "duplicates": {"exact": 16, "near": 16},
-        "splits": {"train": {"items": 284}, "val": {"items": 37}, "test": {"items": 35}},
-    },
-    "audit": {
-        "agreement": {"krippendorff_alpha": -0.125},
-        "label_errors": {"suspected": 11, "rate": 0.031},
-    },
-    "gate": {"status": "failed", "failed": ["min_alpha", "max_class_drift"]},
-}
+MANIFEST = sample_manifest()
 
 
 @pytest.fixture
@@ -44,6 +29,7 @@ def test_every_figure_of_the_manifest_arrives_with_its_value(listener: StatsdLis
         "quarantined_by_reason.json_error": 1,
         "quarantined_by_reason.text_length_outside_20_500": 9,
         "quarantined_by_reason.label_conflict": 23,
+        "quarantined_by_reason.bridges_splits": 10,
         "duplicates.exact": 16,
         "duplicates.near": 16,
         "split.train": 284,
@@ -65,8 +51,8 @@ def test_counters_add_up(listener: StatsdListener) -> None:
 
 
 def test_a_single_label_first_version_sends_no_alpha_and_no_drift() -> None:
-    manifest = {**MANIFEST, "audit": {"agreement": None, "label_errors": None}}
-    names = metrics.governance_figures(manifest)
+    audit = manifest_dict()["audit"] | {"agreement": None, "label_errors": None}
+    names = metrics.governance_figures(sample_manifest(audit=audit))
     assert not any(name.endswith((".alpha", ".suspected_errors")) for name in names)
 
 

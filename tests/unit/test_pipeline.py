@@ -110,9 +110,9 @@ def test_dry_run_publishes_nothing_and_leaves_its_report_for_review(feed: Path) 
 
 
 def test_a_lost_row_stops_the_publication(feed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from governance import pipeline
+    from governance import version
 
-    real_build = pipeline.build_tables
+    real_build = version.build_tables
     lost: list[int] = []
 
     def lose_one(run: DayRun) -> dict[str, pd.DataFrame]:
@@ -121,7 +121,7 @@ def test_a_lost_row_stops_the_publication(feed: Path, monkeypatch: pytest.Monkey
         tables["train"] = tables["train"].iloc[1:]
         return tables
 
-    monkeypatch.setattr(pipeline, "build_tables", lose_one)
+    monkeypatch.setattr(version, "build_tables", lose_one)
     with pytest.raises(ConservationError, match=r"\(\+(\d+) rows unaccounted\)") as err:
         run_day(day_run(feed, DAYS[0]))
     assert f"(+{lost[0]} rows unaccounted)" in str(err.value)

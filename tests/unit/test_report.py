@@ -12,14 +12,23 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from governance.manifest import VersionManifest
 from governance.report import SECTIONS, render_report
 from governance.report.html import fmt, pct, sig
+from tests.manifests import manifest_dict, sample_manifest
 
 CLASSES = ["negative", "neutral", "positive"]
 ANNOTATORS = ["ann_01", "ann_02", "ann_03", "<b>ann_x</b>"]
 INJECTED = "<script>alert(1)</script>"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 QUEUE_LEN = 40
+# The quarantine reasons of the test feeds: the line a reviewer reads, then its cause
+# (stage, kind, check, column).
+REASONS = [
+    ("text: not_null", "validate", "check", "not_null", "text"),
+    ("label: in_set", "validate", "check", "in_set", "label"),
+    ("json_error: bad record", "parse", "parse", "json_error", None),
+]
 
 
 # ------------------------------------------------------------------ parsing
@@ -130,15 +139,14 @@ def duplicates_frame() -> pd.DataFrame:
 
 def quarantine_frame(rows: int) -> pd.DataFrame:
     """Mostly one reason, the two others only at the end, as real feeds tend to be."""
-    reasons = ["text: not_null", "label: in_set", "json_error: bad record"]
     kinds = [0] * (rows - 4) + [1, 1, 2, 2] if rows else []
     return pd.DataFrame(
         {
             "source_file": "feed_a.jsonl",
             "source_line": [100 + i for i in range(rows)],
             "n_source_rows": 1,
-            "stage": ["parse" if k == 2 else "validate" for k in kinds],
-            "reasons": [reasons[k] for k in kinds],
+            "stage": [REASONS[k][1] for k in kinds],
+            "reasons": [REASONS[k][0] for k in kinds],
             "item_id": None,
             "raw": [f'{{"text": "{INJECTED}", "n": {i}}}' for i in range(rows)],
         }
@@ -226,6 +234,32 @@ def splits_counts(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     }
 
 
+def quarantine_counts(quarantine: pd.DataFrame) -> dict[str, Any]:
+    """The manifest's quarantine counts, from the quarantine table, as the pipeline counts them."""
+    per_line = quarantine["reasons"].value_counts()
+    reasons = [
+        {
+            "stage": stage,
+            "kind": kind,
+            "check": check,
+            "column": column,
+            "rows": int(per_line[line]),
+        }
+        for line, stage, kind, check, column in REASONS
+        if line in per_line
+    ]
+    by_kind: dict[str, int] = defaultdict(int)
+    for reason in reasons:
+        by_kind[reason["kind"]] += reason["rows"]
+    return {
+        "total": int(quarantine["n_source_rows"].sum()),
+        "by_stage": quarantine.groupby("stage").size().to_dict(),
+        "by_reason": per_line.to_dict(),
+        "by_kind": dict(by_kind),
+        "reasons": reasons,
+    }
+
+
 def base_manifest(tables: dict[str, pd.DataFrame], rows_in_extra: int = 0) -> dict[str, Any]:
     """Counts and conservation derived from the tables, as the pipeline does."""
     buckets = {
@@ -245,11 +279,7 @@ def base_manifest(tables: dict[str, pd.DataFrame], rows_in_extra: int = 0) -> di
         },
         "counts": {
             "rows_in": rows_in,
-            "quarantined": {
-                "total": buckets["quarantined"],
-                "by_stage": tables["quarantine"].groupby("stage").size().to_dict(),
-                "by_reason": tables["quarantine"]["reasons"].value_counts().to_dict(),
-            },
+            "quarantined": quarantine_counts(tables["quarantine"]),
             "duplicates": {"exact": int(kinds.get("exact", 0)), "near": int(kinds.get("near", 0))},
             "conflicts": len(tables["conflicts"]),
             "splits": splits_counts(tables),
@@ -307,7 +337,15 @@ GATE_CHECKS_FAILED = [
 ]
 
 
-def multi_case() -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+HISTORY_DAY = {
+    "version": "2026-03-01",
+    "status": "published",
+    "digest": "d" * 64,
+    "manifest_sha256": "e" * 64,
+}
+
+
+def multi_case() -> tuple[VersionManifest, dict[str, pd.DataFrame]]:
     """Second version of a multi-annotator dataset whose gate failed."""
     tables = {s: split_frame(s, n) for s, n in (("train", 1100), ("val", 50), ("test", 50))}
     tables |= {
@@ -325,13 +363,14 @@ def multi_case() -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
         "review_queue": review_queue(QUEUE_LEN),
         **annotator_tables(),
     }
-    manifest = base_manifest(tables)
+    manifest = manifest_dict() | base_manifest(tables)
     manifest |= {
         "dataset": "reviews",
         "version": "2026-03-02",
         "published": False,
         "dry_run": False,
         "created_by": {"run_id": "scheduled__2026-03-02", "dag_id": "govern_reviews"},
+        "history": {"origin": "2026-03-01", "digest": "f" * 64, "versions": [HISTORY_DAY]},
         "gate": {
             "status": "failed",
             "message": "2 of 4 checks failed",
@@ -366,6 +405,7 @@ def multi_case() -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
                 "model": "tfidf+logreg",
                 "folds": 5,
                 "items": 1200,
+                "unlabelled_items": 0,
                 "suspected": QUEUE_LEN,
                 "rate": QUEUE_LEN / 1200,
                 "out_of_fold_accuracy": 0.812,
@@ -392,10 +432,10 @@ def multi_case() -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
             },
         },
     }
-    return manifest, tables
+    return VersionManifest.model_validate(manifest), tables
 
 
-def single_case() -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+def single_case() -> tuple[VersionManifest, dict[str, pd.DataFrame]]:
     """First published version of a single-label dataset: nothing quarantined, gate passed."""
     tables = {s: split_frame(s, n) for s, n in (("train", 80), ("val", 10), ("test", 10))}
     tables |= {
@@ -407,13 +447,14 @@ def single_case() -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
         "review_queue": review_queue(3),
         **empty_annotator_tables(),
     }
-    manifest = base_manifest(tables)
+    manifest = manifest_dict() | base_manifest(tables)
     manifest |= {
         "dataset": "tickets",
         "version": "2026-01-01",
         "published": True,
         "dry_run": False,
         "created_by": {"run_id": "manual__1"},
+        "history": {"origin": "2026-01-01", "digest": "0" * 64, "versions": []},
         "gate": {
             "status": "passed",
             "message": "all checks passed",
@@ -437,6 +478,7 @@ def single_case() -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
                 "model": "tfidf+logreg",
                 "folds": 3,
                 "items": 100,
+                "unlabelled_items": 0,
                 "suspected": 3,
                 "rate": 0.03,
                 "out_of_fold_accuracy": 0.7,
@@ -464,40 +506,92 @@ def single_case() -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
         },
         "outputs": {"train.parquet": {"sha256": "c" * 64, "bytes": 4096, "rows": 80}},
     }
-    return manifest, tables
+    return VersionManifest.model_validate(manifest), tables
+
+
+def empty_manifest() -> VersionManifest:
+    """A version of nothing: every count zero, no class, no check, every optional figure
+    missing, nothing published."""
+    buckets = ("rows_in", "quarantined", "duplicates", "train", "val", "test", "accounted")
+    no_reasons = {"by_stage": {}, "by_reason": {}, "by_kind": {}, "reasons": []}
+    drift = {
+        "previous_version": None,
+        "class_balance": {
+            "current": {},
+            "previous": None,
+            "max_share_change": None,
+            "chi2": None,
+            "p_value": None,
+        },
+        "text_length": {
+            "bins": [],
+            "current_hist": [],
+            "previous_hist": None,
+            "current_median": None,
+            "previous_median": None,
+            "ks_statistic": None,
+            "p_value": None,
+        },
+        "new_vocabulary_share": None,
+    }
+    return sample_manifest(
+        conservation={name: 0 for name in buckets} | {"holds": True},
+        counts={
+            "rows_in": 0,
+            "quarantined": {"total": 0, **no_reasons},
+            "duplicates": {"exact": 0, "near": 0},
+            "conflicts": 0,
+            "splits": {},
+        },
+        thresholds={},
+        audit={
+            "items": 0,
+            "classes": [],
+            "multi_annotator": False,
+            "skipped": [],
+            **dict.fromkeys(("consensus", "agreement", "annotators", "label_errors")),
+            "drift": drift,
+        },
+        history={"origin": "2026-04-02", "digest": "0" * 64, "versions": []},
+        gate={"status": "passed", "message": "", "checks": [], "failed": []},
+    )
+
+
+def changed(manifest: VersionManifest, **sections: Any) -> VersionManifest:
+    """The manifest with top-level sections replaced, checked again as a written one is."""
+    return VersionManifest.model_validate(manifest.written() | sections)
 
 
 CASES = {"multi": multi_case, "single": single_case}
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
-def case(request: pytest.FixtureRequest) -> tuple[dict[str, Any], dict[str, pd.DataFrame], str]:
+def case(request: pytest.FixtureRequest) -> tuple[VersionManifest, dict[str, pd.DataFrame], str]:
     manifest, tables = CASES[request.param]()
     return manifest, tables, render_report(manifest, tables)
 
 
 @pytest.fixture(scope="module")
-def multi() -> tuple[dict[str, Any], dict[str, pd.DataFrame], ParsedReport]:
+def multi() -> tuple[VersionManifest, dict[str, pd.DataFrame], ParsedReport]:
     manifest, tables = multi_case()
     return manifest, tables, ParsedReport(render_report(manifest, tables))
 
 
 @pytest.fixture(scope="module")
-def single() -> tuple[dict[str, Any], dict[str, pd.DataFrame], ParsedReport]:
+def single() -> tuple[VersionManifest, dict[str, pd.DataFrame], ParsedReport]:
     manifest, tables = single_case()
     return manifest, tables, ParsedReport(render_report(manifest, tables))
 
 
-def expected_images(manifest: dict[str, Any], tables: dict[str, pd.DataFrame]) -> int:
+def expected_images(manifest: VersionManifest, tables: dict[str, pd.DataFrame]) -> int:
     """One chart per drawable block, from the inputs alone."""
-    drift = manifest["audit"]["drift"]
     return (
         1  # where the rows went
-        + bool(manifest["counts"]["quarantined"]["by_reason"])
+        + bool(manifest.counts.quarantined.by_reason)
         + 1  # items per class and split
         + (not tables["annotator_pairs"].empty)
         + tables["annotator_confusion"]["annotator"].nunique()
-        + 2 * (drift["previous_version"] is not None)
+        + 2 * (manifest.audit.drift.previous_version is not None)
     )
 
 
@@ -543,10 +637,10 @@ def test_rendering_is_deterministic(case: Any) -> None:
 def test_gate_table_lists_every_check_and_marks_the_failed_ones(multi: Any) -> None:
     manifest, _, parsed = multi
     rows = parsed.tables["gate-checks"]
-    checks = manifest["gate"]["checks"]
-    assert [cells[0] for _, cells in rows] == [c["name"] for c in checks]
+    checks = manifest.gate.checks
+    assert [cells[0] for _, cells in rows] == [c.name for c in checks]
     for (css, cells), check in zip(rows, checks, strict=True):
-        observed = check["observed"]
+        observed = check.observed
         expected_observed = (
             "n/a"
             if observed is None
@@ -555,10 +649,10 @@ def test_gate_table_lists_every_check_and_marks_the_failed_ones(multi: Any) -> N
             else str(observed)
         )
         assert cells[2] == expected_observed
-        assert cells[3] == check["comparison"]
-        result = {True: "passed", False: "failed", None: "n.a."}[check["passed"]]
+        assert cells[3] == check.comparison
+        result = {True: "passed", False: "failed", None: "n.a."}[check.passed]
         assert cells[5] == result
-        assert (css == "failed") == (check["passed"] is False)
+        assert (css == "failed") == (check.passed is False)
     assert "failed" in parsed.section_text("summary")
 
 
@@ -586,7 +680,7 @@ def test_review_queue_shows_the_top_rows_by_rank(queue_rows: int) -> None:
 def test_conservation_equation_shows_every_bucket(case: Any) -> None:
     manifest, _, html = case
     text = ParsedReport(html).section_text("counts")
-    cons = manifest["conservation"]
+    cons = manifest.conservation.model_dump()
     terms = " + ".join(
         f"{name} {cons[name]:,}" for name in ("quarantined", "duplicates", "train", "val", "test")
     )
@@ -595,7 +689,7 @@ def test_conservation_equation_shows_every_bucket(case: Any) -> None:
 
 def test_broken_conservation_says_how_many_rows_are_missing() -> None:
     manifest, tables = single_case()
-    manifest = {**manifest, **base_manifest(tables, rows_in_extra=3)}
+    manifest = changed(manifest, **base_manifest(tables, rows_in_extra=3))
     text = ParsedReport(render_report(manifest, tables)).section_text("counts")
     assert "does not hold (3 rows unaccounted)" in text
 
@@ -643,7 +737,8 @@ def test_single_label_first_version_explains_what_was_skipped(single: Any) -> No
 def test_skipped_label_error_search_is_explained_where_the_queue_would_be() -> None:
     manifest, tables = single_case()
     reason = "suspected label errors: needs two classes with at least two labelled items each"
-    manifest["audit"] |= {"label_errors": None, "skipped": [reason]}
+    audit = manifest.audit.model_dump() | {"label_errors": None, "skipped": [reason]}
+    manifest = changed(manifest, audit=audit)
     tables["review_queue"] = tables["review_queue"].iloc[:0]
     parsed = ParsedReport(render_report(manifest, tables))
     assert reason in parsed.section_text("review-queue")
@@ -651,21 +746,60 @@ def test_skipped_label_error_search_is_explained_where_the_queue_would_be() -> N
     assert reason not in parsed.section_text("agreement")
 
 
-def test_a_bare_manifest_still_renders_every_section() -> None:
-    html = render_report({}, {})
+def test_a_version_of_nothing_still_renders_every_section() -> None:
+    html = render_report(empty_manifest(), {})
     parsed = ParsedReport(html)
     assert tuple(parsed.sections) == SECTIONS
-    assert parsed.images == []
+    assert len(parsed.images) == 1  # where the rows went: the only block drawn from counts alone
     assert "n/a" in parsed.section_text("summary")
-    assert "Not computed for this version." in parsed.section_text("drift")
+    for section in ("agreement", "annotators", "review-queue"):
+        assert "Not computed for this version." in parsed.section_text(section)
+    assert "no previous version: first publication" in parsed.section_text("drift")
+    assert "the gate was not evaluated" in parsed.section_text("gate")
+    assert "none: the dataset's first day" in parsed.section_text("history")
+    assert "Not written (nothing published yet)." in parsed.section_text("inputs")
+
+
+def test_quarantine_counts_rows_by_kind(multi: Any) -> None:
+    manifest, _, parsed = multi
+    text = parsed.section_text("quarantine")
+    assert manifest.counts.quarantined.by_kind
+    for kind, rows in manifest.counts.quarantined.by_kind.items():
+        assert f"{kind} {rows:,}" in text
+
+
+def test_history_lists_every_settled_day_read(multi: Any, single: Any) -> None:
+    _, _, parsed = multi
+    text = parsed.section_text("history")
+    assert "read the 1 settled day(s)" in text
+    expected = [
+        HISTORY_DAY["version"],
+        HISTORY_DAY["status"],
+        HISTORY_DAY["digest"][:16],
+        HISTORY_DAY["manifest_sha256"][:16],
+    ]
+    assert expected in [cells for rows in parsed.tables.values() for _, cells in rows]
+    assert "none: the dataset's first day" in single[2].section_text("history")
+
+
+def test_inputs_list_every_file_read_and_whether_files_were_written(
+    multi: Any, single: Any
+) -> None:
+    manifest, _, parsed = multi
+    text = parsed.section_text("inputs")
+    for file in manifest.inputs:
+        assert file.name in text and file.sha256 in text
+    assert "Not written (nothing published yet)." in text
+    assert "Not written" not in single[2].section_text("inputs")
 
 
 @pytest.mark.parametrize(
     ("manifest", "tables", "kwargs", "message"),
     [
-        ([], {}, {}, "manifest must be a dict"),
-        ({}, {"train": [1, 2]}, {}, "table 'train' must be a DataFrame"),
-        ({}, {}, {"queue_rows": -1}, "queue_rows must be a non-negative integer"),
+        ([], {}, {}, "manifest must be a VersionManifest"),
+        (manifest_dict(), {}, {}, "manifest must be a VersionManifest, got dict"),
+        (sample_manifest(), {"train": [1, 2]}, {}, "table 'train' must be a DataFrame"),
+        (sample_manifest(), {}, {"queue_rows": -1}, "queue_rows must be a non-negative integer"),
     ],
 )
 def test_bad_arguments_are_rejected_with_a_clear_message(

@@ -9,7 +9,6 @@ import pytest
 
 from governance.contracts import contracts_dir, load_contract
 from governance.history import DayRecord, Ledger, Settlement, data_digest, history_digest
-from governance.publish import write_json_atomic
 from governance.watchdog import (
     FinalFailure,
     champion_age,
@@ -19,15 +18,14 @@ from governance.watchdog import (
     no_final_failures,
     record_final_failure,
 )
+from tests.manifests import write_manifest
 
 CONTRACT = load_contract(contracts_dir() / "sms_spam.yaml")  # landing timeout 6 h
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 
 
 def publish(root: Path, day: str, published: bool = True) -> None:
-    folder = root / "curated" / "sms_spam" / day
-    folder.mkdir(parents=True)
-    write_json_atomic(folder / "manifest.json", {"published": published})
+    write_manifest(root / "curated" / "sms_spam" / day, published=published)
 
 
 def test_yesterday_is_expected_once_the_nights_landing_wait_is_over() -> None:
@@ -81,13 +79,12 @@ def test_failures_across_midnight_are_found(tmp_path: Path, hours: int) -> None:
     assert not no_final_failures(tmp_path, NOW).ok
 
 
-def settle_published(root: Path, day: str, outputs: dict, history: list[dict]) -> DayRecord:
-    """A version of ``outputs`` (no files: the hourly check reads manifests only) settled."""
+def settle_published(root: Path, day: str, sha256: str, history: list[dict]) -> DayRecord:
+    """A version of one data file (no file: the hourly check reads manifests only) settled."""
+    outputs = {"data.parquet": {"sha256": sha256 * 64, "bytes": 1}}
     digest = history_digest(history)
-    folder = root / "curated" / "sms_spam" / day
-    folder.mkdir(parents=True, exist_ok=True)
-    recorded = {"digest": digest, "versions": history}
-    write_json_atomic(folder / "manifest.json", {"outputs": outputs, "history": recorded})
+    recorded = {"origin": "2026-11-01", "digest": digest, "versions": history}
+    write_manifest(root / "curated" / "sms_spam" / day, outputs=outputs, history=recorded)
     record = DayRecord(day, Settlement.PUBLISHED, data_digest(outputs), digest)
     Ledger(root, "sms_spam", "2026-11-01").settle(record)
     return record
@@ -95,10 +92,10 @@ def settle_published(root: Path, day: str, outputs: dict, history: list[dict]) -
 
 def test_history_check_names_the_stale_day_and_the_way_out(tmp_path: Path) -> None:
     contract = CONTRACT.model_copy(update={"start_date": "2026-11-01"})
-    first = settle_published(tmp_path, "2026-11-01", {"a.parquet": {"sha256": "1"}}, [])
-    settle_published(tmp_path, "2026-11-02", {"b.parquet": {"sha256": "2"}}, [first.entry()])
+    first = settle_published(tmp_path, "2026-11-01", "1", [])
+    settle_published(tmp_path, "2026-11-02", "2", [first.entry()])
     assert history_consistent(tmp_path, contract).ok
-    settle_published(tmp_path, "2026-11-01", {"a.parquet": {"sha256": "changed"}}, [])
+    settle_published(tmp_path, "2026-11-01", "3", [])  # republished with other data
     result = history_consistent(tmp_path, contract)
     assert not result.ok
     assert "2026-11-02: stale: 2026-11-01 was republished" in result.message

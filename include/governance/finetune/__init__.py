@@ -26,7 +26,6 @@ from governance.contracts import Contract, FinetuneSpec
 from governance.errors import InvalidInputError
 from governance.finetune.evaluation import confusion_matrix_png, evaluate_predictions
 from governance.finetune.training import (
-    Accelerator,
     TrialConfig,
     TrialResult,
     load_trained,
@@ -51,25 +50,25 @@ class FinetuneRequest:
 
     dataset: str
     version: str | None = None
-    epochs: int = _DEFAULTS.epochs
-    learning_rate: float = _DEFAULTS.learning_rate
-    batch_size: int = _DEFAULTS.batch_size
-    max_seq_length: int = _DEFAULTS.max_seq_length
+    trial: TrialConfig = field(default_factory=TrialConfig)  # what the search varies around
     trials: int = _DEFAULTS.trials
-    seed: int = _DEFAULTS.seed
-    patience: int = _DEFAULTS.patience
-    accelerator: Accelerator = "auto"
-    max_train_rows: int | None = _DEFAULTS.max_train_rows
-    max_eval_rows: int | None = _DEFAULTS.max_eval_rows
-    promotion_margin: float = 0.005
+    promotion_margin: float = _DEFAULTS.promotion_margin
     dry_run: bool = False
 
     @classmethod
     def from_contract(cls, contract: Contract, **overrides: Any) -> FinetuneRequest:
-        names = {f.name for f in fields(cls)}
-        defaults = {k: v for k, v in contract.finetune.model_dump().items() if k in names}
+        """The contract's fine-tune settings, each replaced by an override that is not None;
+        the trial's settings go to ``trial``, the run's to the request."""
         given = {k: v for k, v in overrides.items() if v is not None}
-        return cls(dataset=contract.name, **{**defaults, **given})
+        settings = {**contract.finetune.model_dump(), **given}
+        trial_names = {f.name for f in fields(TrialConfig)}
+        own_names = {f.name for f in fields(cls)} - {"dataset", "trial"}
+        unknown = set(given) - trial_names - own_names
+        if unknown:
+            raise InvalidInputError(f"not a fine-tune setting: {', '.join(sorted(unknown))}")
+        trial = TrialConfig(**{k: v for k, v in settings.items() if k in trial_names})
+        own = {k: v for k, v in settings.items() if k in own_names}
+        return cls(dataset=contract.name, trial=trial, **own)
 
 
 @dataclass(frozen=True)
@@ -91,15 +90,9 @@ class RunContext:
 
 def trial_grid(request: FinetuneRequest) -> list[dict[str, Any]]:
     """A grid over the learning rate around the requested one, one trial per value."""
-    requested = asdict(request)
-    shared = {f.name: requested[f.name] for f in fields(TrialConfig) if f.name in requested}
+    base = request.trial
     return [
-        {
-            "index": index,
-            "config": asdict(
-                TrialConfig(**{**shared, "learning_rate": request.learning_rate * factor})
-            ),
-        }
+        {"index": index, "config": asdict(replace(base, learning_rate=base.learning_rate * factor))}
         for index, factor in enumerate(LR_FACTORS[: request.trials])
     ]
 

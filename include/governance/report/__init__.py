@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from governance.errors import InvalidInputError
+from governance.manifest import InputFile, OutputFile, VersionManifest
 from governance.report import audit_sections as report_audit
 from governance.report import data_sections as report_data
 from governance.report.html import (
@@ -62,10 +63,12 @@ TITLES = {
 
 
 def _check_arguments(
-    manifest: Any, tables: Any, examples_per_section: int, queue_rows: int
+    manifest: object, tables: object, examples_per_section: int, queue_rows: int
 ) -> None:
-    if not isinstance(manifest, Mapping):
-        raise InvalidInputError(f"manifest must be a dict, got {type(manifest).__name__}")
+    if not isinstance(manifest, VersionManifest):
+        raise InvalidInputError(
+            f"manifest must be a VersionManifest, got {type(manifest).__name__}"
+        )
     if not isinstance(tables, Mapping):
         raise InvalidInputError(
             f"tables must map table names to DataFrames, got {type(tables).__name__}"
@@ -80,32 +83,47 @@ def _check_arguments(
             raise InvalidInputError(f"{name} must be a non-negative integer, got {value!r}")
 
 
-def _label_mapping(mapping: Any) -> list[Html]:
+def _label_mapping(mapping: Mapping[str, Any]) -> list[Html]:
     """The ingest's report ({changed, unknown}) or a flat raw -> canonical mapping."""
-    if isinstance(mapping, Mapping) and mapping and set(mapping) <= {"changed", "unknown"}:
+    if mapping and set(mapping) <= {"changed", "unknown"}:
         return [
             heading("Label spellings mapped to a class"),
             records(mapping.get("changed") or {}, "raw spelling"),
             heading("Unknown label spellings"),
             records(mapping.get("unknown") or {}, "raw spelling", "records"),
         ]
-    return [heading("Label mapping"), records(mapping or {}, "raw spelling", "class")]
+    return [heading("Label mapping"), records(mapping, "raw spelling", "class")]
+
+
+def _input_row(file: InputFile) -> dict[str, Any]:
+    """A file read, its columns in the order published reports show them."""
+    return {"bytes": file.bytes, "name": file.name, "records": file.records, "sha256": file.sha256}
+
+
+def _output_row(file: OutputFile) -> dict[str, Any]:
+    """A file written, its columns in the order published reports show them."""
+    return {"bytes": file.bytes, "rows": file.rows, "sha256": file.sha256}
+
+
+def _outputs(outputs: Mapping[str, OutputFile] | None) -> Html:
+    """The files written with the version; none before it is published."""
+    if outputs is None:
+        return para("Not written (nothing published yet).", "note")
+    rows = {name: _output_row(file) for name, file in outputs.items()}
+    return records(rows, "file")
 
 
 def _inputs(data: ReportInput) -> Html:
     m = data.manifest
-    warnings = [str(w) for w in m.get("warnings") or []]
-    items = "".join(f"<li>{escaped(w)}</li>" for w in warnings)
+    items = "".join(f"<li>{escaped(w)}</li>" for w in m.warnings)
     parts = [
         heading("Input files"),
-        records(m.get("inputs")),
-        *_label_mapping(m.get("label_mapping")),
+        records([_input_row(file) for file in m.inputs]),
+        *_label_mapping(m.label_mapping),
         heading("Warnings"),
-        Html(f"<ul>{items}</ul>") if warnings else para("none", "note"),
+        Html(f"<ul>{items}</ul>") if m.warnings else para("none", "note"),
         heading("Output files"),
-        records(m["outputs"], "file")
-        if "outputs" in m
-        else para("Not written (nothing published yet).", "note"),
+        _outputs(m.outputs),
     ]
     return Html("".join(parts))
 
@@ -113,21 +131,14 @@ def _inputs(data: ReportInput) -> Html:
 def _history(data: ReportInput) -> Html:
     """Which settled days this version was computed against: a later republication of any of
     them makes this version stale until it is recomputed."""
-    history = data.manifest.get("history")
-    if not history:
-        return para("Not recorded for this version.", "note")
+    history = data.manifest.history
     rows = [
-        [
-            e.get("version"),
-            e.get("status"),
-            str(e.get("digest") or "")[:16],
-            str(e.get("manifest_sha256") or "")[:16] or NA,
-        ]
-        for e in history.get("versions") or []
+        [day.version, day.status, day.digest[:16], (day.manifest_sha256 or "")[:16] or NA]
+        for day in history.versions
     ]
     intro = para(
-        f"Days settle in order from {fmt(history.get('origin'))}; this version read the "
-        f"{len(rows)} settled day(s) before it (history digest {str(history.get('digest'))[:16]}).",
+        f"Days settle in order from {fmt(history.origin)}; this version read the "
+        f"{len(rows)} settled day(s) before it (history digest {history.digest[:16]}).",
         "note",
     )
     listing = (
@@ -155,7 +166,7 @@ _BUILDERS: dict[str, Callable[[ReportInput], Html]] = {
 
 
 def render_report(
-    manifest: dict[str, Any],
+    manifest: VersionManifest,
     tables: Mapping[str, pd.DataFrame],
     *,
     examples_per_section: int = 10,
@@ -164,9 +175,7 @@ def render_report(
     """The whole report as one HTML document; same input, same bytes."""
     _check_arguments(manifest, tables, examples_per_section, queue_rows)
     data = ReportInput(manifest, tables, examples_per_section, queue_rows)
-    title = escape(
-        f"Governance report: {fmt(manifest.get('dataset'))} {fmt(manifest.get('version'))}"
-    )
+    title = escape(f"Governance report: {fmt(manifest.dataset)} {fmt(manifest.version)}")
     nav = "".join(f'<a href="#{sid}">{escape(TITLES[sid])}</a>' for sid in SECTIONS)
     body = "\n".join(
         f'<section id="{sid}"><h2>{escape(TITLES[sid])}</h2>{_BUILDERS[sid](data)}</section>'

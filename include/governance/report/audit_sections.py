@@ -3,12 +3,13 @@ and drift against the previous version."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from governance.manifest import AnnotatorFigures, ClassBalance, TextLengthDrift
 from governance.report import plots
 from governance.report.html import (
     Html,
@@ -17,7 +18,6 @@ from governance.report.html import (
     frame_rows,
     heading,
     image,
-    lookup,
     missing,
     para,
     pct,
@@ -46,25 +46,24 @@ def agreement(data: ReportInput) -> Html:
 
 
 def _agreement_figures(data: ReportInput) -> list[Html]:
-    agreement = data.audit("agreement")
-    if not isinstance(agreement, Mapping):
+    agreement = data.manifest.audit.agreement
+    if agreement is None:
         return [data.skipped("agreement")]
     parts = [
         figures_table(
             [
-                ("Krippendorff's alpha (nominal)", agreement.get("krippendorff_alpha")),
-                ("Fleiss' kappa", agreement.get("fleiss_kappa")),
-                ("items in Fleiss' kappa", agreement.get("fleiss_items")),
-                ("annotators", agreement.get("annotators")),
-                ("votes", agreement.get("votes")),
+                ("Krippendorff's alpha (nominal)", agreement.krippendorff_alpha),
+                ("Fleiss' kappa", agreement.fleiss_kappa),
+                ("items in Fleiss' kappa", agreement.fleiss_items),
+                ("annotators", agreement.annotators),
+                ("votes", agreement.votes),
             ]
         )
     ]
-    per_class = agreement.get("per_class") or {}
-    if per_class:
+    if agreement.per_class:
         rows = [
-            (c, lookup(v, "krippendorff_alpha"), lookup(v, "fleiss_kappa"))
-            for c, v in per_class.items()
+            (label, figures.krippendorff_alpha, figures.fleiss_kappa)
+            for label, figures in agreement.per_class.items()
         ]
         parts += [
             heading("Per class (one class against the rest)"),
@@ -78,21 +77,18 @@ def _agreement_figures(data: ReportInput) -> list[Html]:
 
 
 def _consensus_figures(data: ReportInput) -> list[Html]:
-    consensus = data.audit("consensus")
-    if not isinstance(consensus, Mapping):
+    consensus = data.manifest.audit.consensus
+    if consensus is None:
         return []
     return [
         heading("Consensus"),
         figures_table(
             [
-                ("items", consensus.get("items")),
-                ("decided by majority", consensus.get("majority_items")),
-                ("decided by Dawid-Skene", consensus.get("dawid_skene_items")),
-                (
-                    "consensus differs from the given label",
-                    consensus.get("disagrees_with_label"),
-                ),
-                ("mean confidence", consensus.get("mean_confidence")),
+                ("items", consensus.items),
+                ("decided by majority", consensus.majority_items),
+                ("decided by Dawid-Skene", consensus.dawid_skene_items),
+                ("consensus differs from the given label", consensus.disagrees_with_label),
+                ("mean confidence", consensus.mean_confidence),
             ]
         ),
     ]
@@ -177,49 +173,59 @@ def _confusion_heatmaps(data: ReportInput, order: Sequence[str], flagged: set[st
     return images
 
 
-def annotators(data: ReportInput) -> Html:
-    quality = data.table("annotator_quality")
-    summary = data.audit("annotators")
-    if quality.empty and not isinstance(summary, Mapping):
-        return data.skipped("annotators")
-    summary = summary if isinstance(summary, Mapping) else {}
-    order, flagged = _flag_order(quality, summary.get("flagged") or [])
-    parts = [
-        figures_table(
-            [
-                ("annotators", summary.get("count")),
-                ("flagged", ", ".join(sorted(flagged)) or "none"),
-                ("minimum accuracy", pct(summary.get("min_accuracy"))),
-                ("minimum items", summary.get("min_items")),
-            ]
+def _annotator_figures(summary: AnnotatorFigures | None, flagged: set[str]) -> Html:
+    """The audit's figures on the annotators; n/a where the audit recorded none."""
+    count, min_accuracy, min_items = (
+        (summary.count, summary.min_accuracy, summary.min_items)
+        if summary is not None
+        else (None, None, None)
+    )
+    return figures_table(
+        [
+            ("annotators", count),
+            ("flagged", ", ".join(sorted(flagged)) or "none"),
+            ("minimum accuracy", pct(min_accuracy)),
+            ("minimum items", min_items),
+        ]
+    )
+
+
+def _quality_table(quality: pd.DataFrame, order: Sequence[str], flagged: set[str]) -> Html:
+    """One row per annotator, flagged ones first and highlighted."""
+    rank = {name: i for i, name in enumerate(order)}
+    ordered = quality.iloc[
+        np.argsort([rank.get(str(n), len(rank)) for n in quality["annotator"]], kind="stable")
+    ]
+    rows = [
+        (name, items, pct(acc), pct(ds), "yes" if str(name) in flagged else "no", reason or "")
+        for name, items, acc, ds, reason in frame_rows(
+            ordered, ("annotator", "n_items", "accuracy", "ds_accuracy", "reason")
         )
     ]
+    return table(
+        (
+            "annotator",
+            "items",
+            "accuracy vs consensus",
+            "Dawid-Skene accuracy",
+            "flagged",
+            "reason",
+        ),
+        rows,
+        table_id="annotator-quality",
+        row_classes=["flagged" if str(row[0]) in flagged else "" for row in rows],
+    )
+
+
+def annotators(data: ReportInput) -> Html:
+    quality = data.table("annotator_quality")
+    summary = data.manifest.audit.annotators
+    if quality.empty and summary is None:
+        return data.skipped("annotators")
+    order, flagged = _flag_order(quality, summary.flagged if summary is not None else [])
+    parts = [_annotator_figures(summary, flagged)]
     if not quality.empty and "annotator" in quality.columns:
-        rank = {name: i for i, name in enumerate(order)}
-        ordered = quality.iloc[
-            np.argsort([rank.get(str(n), len(rank)) for n in quality["annotator"]], kind="stable")
-        ]
-        rows = [
-            (name, items, pct(acc), pct(ds), "yes" if str(name) in flagged else "no", reason or "")
-            for name, items, acc, ds, reason in frame_rows(
-                ordered, ("annotator", "n_items", "accuracy", "ds_accuracy", "reason")
-            )
-        ]
-        parts.append(
-            table(
-                (
-                    "annotator",
-                    "items",
-                    "accuracy vs consensus",
-                    "Dawid-Skene accuracy",
-                    "flagged",
-                    "reason",
-                ),
-                rows,
-                table_id="annotator-quality",
-                row_classes=["flagged" if str(row[0]) in flagged else "" for row in rows],
-            )
-        )
+        parts.append(_quality_table(quality, order, flagged))
     images = _confusion_heatmaps(data, order, flagged)
     if images:
         parts += [
@@ -229,25 +235,25 @@ def annotators(data: ReportInput) -> Html:
     return Html("".join(parts))
 
 
+def _label_error_figures(data: ReportInput) -> Html:
+    errors = data.manifest.audit.label_errors
+    if errors is None:
+        return data.skipped("label_errors")
+    return figures_table(
+        [
+            ("method", errors.method),
+            ("model", errors.model),
+            ("cross-validation folds", errors.folds),
+            ("items scored", errors.items),
+            ("suspected label errors", errors.suspected),
+            ("suspected rate", pct(errors.rate)),
+            ("out-of-fold accuracy", pct(errors.out_of_fold_accuracy)),
+        ]
+    )
+
+
 def review_queue(data: ReportInput) -> Html:
-    errors = data.audit("label_errors")
-    parts: list[Html] = []
-    if not isinstance(errors, Mapping):
-        parts.append(data.skipped("label_errors"))
-    else:
-        parts.append(
-            figures_table(
-                [
-                    ("method", errors.get("method")),
-                    ("model", errors.get("model")),
-                    ("cross-validation folds", errors.get("folds")),
-                    ("items scored", errors.get("items")),
-                    ("suspected label errors", errors.get("suspected")),
-                    ("suspected rate", pct(errors.get("rate"))),
-                    ("out-of-fold accuracy", pct(errors.get("out_of_fold_accuracy"))),
-                ]
-            )
-        )
+    parts = [_label_error_figures(data)]
     queue = data.table("review_queue")
     if queue.empty:
         parts.append(para("The review queue is empty.", "note"))
@@ -281,15 +287,14 @@ def review_queue(data: ReportInput) -> Html:
     return Html("".join(parts))
 
 
-def _class_balance(data: ReportInput, balance: Mapping[str, Any]) -> list[Html]:
-    current = balance.get("current") or {}
-    previous = balance.get("previous")
-    previous = previous if isinstance(previous, Mapping) else None
-    classes = data.classes(current.keys(), (previous or {}).keys())
+def _class_balance(data: ReportInput, balance: ClassBalance) -> list[Html]:
+    current = balance.current
+    previous = balance.previous or {}
+    classes = data.classes(current.keys(), previous.keys())
     rows = []
     for label in classes:
         now: Any = current.get(label)
-        before: Any = (previous or {}).get(label)
+        before: Any = previous.get(label)
         change = None if missing(now) or missing(before) else f"{(now - before) * 100:+.2f} pp"
         rows.append((label, pct(now), pct(before), change))
     parts = [
@@ -299,9 +304,9 @@ def _class_balance(data: ReportInput, balance: Mapping[str, Any]) -> list[Html]:
         ),
         figures_table(
             [
-                ("chi-square", balance.get("chi2")),
-                ("p-value", sig(balance.get("p_value"))),
-                ("largest share change", pct(balance.get("max_share_change"))),
+                ("chi-square", balance.chi2),
+                ("p-value", sig(balance.p_value)),
+                ("largest share change", pct(balance.max_share_change)),
             ]
         ),
     ]
@@ -317,23 +322,19 @@ def _class_balance(data: ReportInput, balance: Mapping[str, Any]) -> list[Html]:
     return parts
 
 
-def _text_length(length: Mapping[str, Any]) -> list[Html]:
+def _text_length(length: TextLengthDrift) -> list[Html]:
     parts = [
         heading("Text length (characters)"),
         figures_table(
             [
-                ("current median", length.get("current_median")),
-                ("previous median", length.get("previous_median")),
-                ("Kolmogorov-Smirnov statistic", length.get("ks_statistic")),
-                ("p-value", sig(length.get("p_value"))),
+                ("current median", length.current_median),
+                ("previous median", length.previous_median),
+                ("Kolmogorov-Smirnov statistic", length.ks_statistic),
+                ("p-value", sig(length.p_value)),
             ]
         ),
     ]
-    edges, current, previous = (
-        length.get("bins"),
-        length.get("current_hist"),
-        length.get("previous_hist"),
-    )
+    edges, current, previous = length.bins, length.current_hist, length.previous_hist
     if not (edges and current and previous):
         return parts
     if not len(edges) == len(current) + 1 == len(previous) + 1:
@@ -350,20 +351,16 @@ def _text_length(length: Mapping[str, Any]) -> list[Html]:
 
 
 def drift(data: ReportInput) -> Html:
-    drift = data.audit("drift")
-    if not isinstance(drift, Mapping):
-        return data.skipped("drift")
-    previous = drift.get("previous_version")
+    drift = data.manifest.audit.drift
+    previous = drift.previous_version or "no previous version: first publication"
     parts = [
         figures_table(
             [
-                ("previous version", previous or "no previous version: first publication"),
-                ("share of new vocabulary", pct(drift.get("new_vocabulary_share"))),
+                ("previous version", previous),
+                ("share of new vocabulary", pct(drift.new_vocabulary_share)),
             ]
-        )
+        ),
+        *_class_balance(data, drift.class_balance),
+        *_text_length(drift.text_length),
     ]
-    if isinstance(drift.get("class_balance"), Mapping):
-        parts += _class_balance(data, drift["class_balance"])
-    if isinstance(drift.get("text_length"), Mapping):
-        parts += _text_length(drift["text_length"])
     return Html("".join(parts))

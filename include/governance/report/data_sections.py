@@ -10,9 +10,15 @@ import numpy as np
 import pandas as pd
 
 from governance.frames import SPLITS
+from governance.manifest import (
+    Conservation,
+    CreatedBy,
+    GateCheck,
+    QuarantineCounts,
+    VersionManifest,
+)
 from governance.report import plots
 from governance.report.html import (
-    NA,
     Html,
     badge,
     code,
@@ -23,7 +29,6 @@ from governance.report.html import (
     frame_table,
     heading,
     image,
-    lookup,
     missing,
     para,
     records,
@@ -33,108 +38,117 @@ from governance.report.html import (
     text_block,
     truncate,
 )
-from governance.report.input import BUCKETS, REASON_BARS, ReportInput
+from governance.report.input import REASON_BARS, ReportInput
+
+VERDICTS = {True: "passed", False: "failed", None: "n.a."}
+
+
+def _status(manifest: VersionManifest) -> str:
+    if manifest.dry_run:
+        return "dry run (nothing published)"
+    return "published" if manifest.published else "rejected (not published)"
+
+
+def _creator_rows(creator: CreatedBy) -> list[tuple[str, Any]]:
+    """The run id, then whatever else the writer recorded about itself (its record is open to
+    more fields); fields it did not give are not shown."""
+    recorded = creator.model_dump(exclude_unset=True)
+    return [("created by run", creator.run_id)] + [
+        (f"created by {key}", value) for key, value in recorded.items() if key != "run_id"
+    ]
 
 
 def summary(data: ReportInput) -> Html:
     m = data.manifest
-    if m.get("dry_run"):
-        status = "dry run (nothing published)"
-    elif m.get("published") is None:
-        status = None
-    else:
-        status = "published" if m.get("published") else "rejected (not published)"
-    creator = m.get("created_by")
-    created_by = creator if isinstance(creator, Mapping) else {}
     rows: list[tuple[str, Any]] = [
-        ("dataset", m.get("dataset")),
-        ("version", m.get("version")),
-        ("status", status),
-        ("gate", badge(lookup(m, "gate", "status") or "not_evaluated")),
-        ("created by run", created_by.get("run_id")),
-    ]
-    rows += [(f"created by {k}", v) for k, v in created_by.items() if k != "run_id"]
-    rows += [
-        ("rows in", lookup(m, "counts", "rows_in")),
+        ("dataset", m.dataset),
+        ("version", m.version),
+        ("status", _status(m)),
+        ("gate", badge(m.gate.status)),
+        *_creator_rows(m.created_by),
+        ("rows in", m.counts.rows_in),
         ("classes", ", ".join(data.classes()) or None),
-        ("multi-annotator", data.audit("multi_annotator")),
+        ("multi-annotator", m.audit.multi_annotator),
     ]
     return figures_table(rows)
 
 
-def gate(data: ReportInput) -> Html:
-    gate = data.manifest.get("gate") or {}
-    status_badge = badge(gate.get("status") or "not_evaluated")
-    parts = [para(Html(f"{status_badge} {escaped(gate.get('message') or '')}"))]
-    checks = [c for c in gate.get("checks") or [] if isinstance(c, Mapping)]
+def _check_row(check: GateCheck) -> tuple[Any, ...]:
+    """A check as the reviewer reads it: the gate's own wording of the figures where it gave
+    one, the raw figures otherwise."""
+    return (
+        check.name,
+        check.description,
+        check.shown.get("observed", check.observed),
+        check.comparison,
+        check.shown.get("threshold", check.threshold),
+        VERDICTS[check.passed],
+        check.detail,
+    )
+
+
+def _checks_table(checks: Sequence[GateCheck]) -> Html:
     if not checks:
-        parts.append(para("No checks were recorded: the gate was not evaluated.", "note"))
-    else:
-        verdict = {True: "passed", False: "failed", None: "n.a."}
-        parts.append(
-            table(
-                ("check", "description", "observed", "comparison", "threshold", "result", "detail"),
-                [
-                    (
-                        c.get("name"),
-                        c.get("description"),
-                        (c.get("shown") or {}).get("observed", c.get("observed")),
-                        c.get("comparison"),
-                        (c.get("shown") or {}).get("threshold", c.get("threshold")),
-                        verdict.get(c.get("passed"), NA),
-                        c.get("detail") or "",
-                    )
-                    for c in checks
-                ],
-                table_id="gate-checks",
-                row_classes=["failed" if c.get("passed") is False else "" for c in checks],
-            )
-        )
-    if gate.get("failed"):
-        parts.append(
-            para(Html(f"Failed checks: {escaped(', '.join(map(str, gate['failed'])))}"), "bad")
-        )
-    thresholds = data.manifest.get("thresholds")
-    if isinstance(thresholds, Mapping) and thresholds:
+        return para("No checks were recorded: the gate was not evaluated.", "note")
+    return table(
+        ("check", "description", "observed", "comparison", "threshold", "result", "detail"),
+        [_check_row(c) for c in checks],
+        table_id="gate-checks",
+        row_classes=["failed" if c.passed is False else "" for c in checks],
+    )
+
+
+def gate(data: ReportInput) -> Html:
+    decision = data.manifest.gate
+    parts = [
+        para(Html(f"{badge(decision.status)} {escaped(decision.message)}")),
+        _checks_table(decision.checks),
+    ]
+    if decision.failed:
+        parts.append(para(Html(f"Failed checks: {escaped(', '.join(decision.failed))}"), "bad"))
+    thresholds = data.manifest.thresholds
+    if thresholds:
         parts += [heading("Thresholds of the contract"), records(thresholds, "threshold")]
     return Html("".join(parts))
 
 
+def _buckets(conservation: Conservation) -> dict[str, int]:
+    """Where the source rows went, in the order of the conservation equation."""
+    return {
+        "quarantined": conservation.quarantined,
+        "duplicates": conservation.duplicates,
+        "train": conservation.train,
+        "val": conservation.val,
+        "test": conservation.test,
+    }
+
+
 def counts(data: ReportInput) -> Html:
-    cons = data.manifest.get("conservation") or {}
-    rows_in = cons.get("rows_in", lookup(data.manifest, "counts", "rows_in"))
-    buckets: dict[str, Any] = {name: cons.get(name) for name in BUCKETS}
-    known = [v for v in buckets.values() if not missing(v)]
-    accounted = cons.get("accounted", sum(known) if len(known) == len(buckets) else None)
-    holds = cons.get("holds")
-    if holds is None and not missing(rows_in) and not missing(accounted):
-        holds = rows_in == accounted
+    cons = data.manifest.conservation
+    buckets = _buckets(cons)
     terms = " + ".join(f"{name} {fmt(value)}" for name, value in buckets.items())
-    equation = f"rows in {fmt(rows_in)} = {terms} = {fmt(accounted)}"
-    if holds is None:
-        verdict = span("conservation not checked", "note")
-    elif holds:
+    equation = f"rows in {fmt(cons.rows_in)} = {terms} = {fmt(cons.accounted)}"
+    if cons.holds:
         verdict = span("holds", "ok")
     else:
-        gap = fmt(rows_in - accounted) if not (missing(rows_in) or missing(accounted)) else NA
-        verdict = span(f"does not hold ({gap} rows unaccounted)", "bad")
-    shares = [share(v, rows_in) for v in buckets.values()]
+        verdict = span(
+            f"does not hold ({fmt(cons.rows_in - cons.accounted)} rows unaccounted)", "bad"
+        )
+    shares = [share(v, cons.rows_in) for v in buckets.values()]
+    png = plots.bar_chart(
+        list(buckets),
+        list(buckets.values()),
+        title="Where the source rows went",
+        xlabel="source rows",
+    )
     parts = [
         para(Html(f'<span id="conservation-equation">{escaped(equation)}</span> {verdict}')),
         table(
             ("bucket", "source rows", "share of rows in"),
             zip(buckets, buckets.values(), shares, strict=True),
         ),
+        image(png, "where the source rows went"),
     ]
-    if known:
-        drawn = {k: v for k, v in buckets.items() if not missing(v)}
-        png = plots.bar_chart(
-            list(drawn),
-            list(drawn.values()),
-            title="Where the source rows went",
-            xlabel="source rows",
-        )
-        parts.append(image(png, "where the source rows went"))
     return Html("".join(parts))
 
 
@@ -146,46 +160,44 @@ def _spread_by_reason(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[np.argsort(turn.to_numpy(), kind="stable")]
 
 
-def quarantine(data: ReportInput) -> Html:
-    quarantined = lookup(data.manifest, "counts", "quarantined") or {}
-    rows_in = lookup(data.manifest, "counts", "rows_in")
-    by_reason = quarantined.get("by_reason") or {}
+def _quarantine_counts(quarantined: QuarantineCounts, rows_in: int) -> list[Html]:
+    """How many source rows were quarantined, by stage, kind and reason, the reasons charted."""
     parts = [
         figures_table(
             [
-                ("quarantined source rows", quarantined.get("total")),
-                ("share of rows in", share(quarantined.get("total"), rows_in)),
+                ("quarantined source rows", quarantined.total),
+                ("share of rows in", share(quarantined.total, rows_in)),
             ]
         )
     ]
-    if quarantined.get("by_stage"):
-        parts += [heading("By stage"), records(quarantined["by_stage"], "stage", "source rows")]
-    if quarantined.get("by_kind"):
-        parts += [heading("By kind"), records(quarantined["by_kind"], "kind", "source rows")]
-    if by_reason:
-        ordered = sorted(by_reason.items(), key=lambda kv: (-(kv[1] or 0), str(kv[0])))
-        parts += [
-            heading("By reason"),
-            table(("reason", "source rows"), ordered, table_id="quarantine-reasons"),
-        ]
-        top = ordered[:REASON_BARS]
-        title = "Quarantined rows by reason" + (
-            f" (top {REASON_BARS})" if len(ordered) > REASON_BARS else ""
-        )
-        parts.append(
-            image(
-                plots.bar_chart(
-                    [k for k, _ in top], [v for _, v in top], title=title, xlabel="source rows"
-                ),
-                "quarantined rows by reason",
-            )
-        )
+    if quarantined.by_stage:
+        parts += [heading("By stage"), records(quarantined.by_stage, "stage", "source rows")]
+    if quarantined.by_kind:
+        parts += [heading("By kind"), records(quarantined.by_kind, "kind", "source rows")]
+    if not quarantined.by_reason:
+        return parts
+    ordered = sorted(quarantined.by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+    top = ordered[:REASON_BARS]
+    title = "Quarantined rows by reason" + (
+        f" (top {REASON_BARS})" if len(ordered) > REASON_BARS else ""
+    )
+    png = plots.bar_chart(
+        [k for k, _ in top], [v for _, v in top], title=title, xlabel="source rows"
+    )
+    return [
+        *parts,
+        heading("By reason"),
+        table(("reason", "source rows"), ordered, table_id="quarantine-reasons"),
+        image(png, "quarantined rows by reason"),
+    ]
+
+
+def _quarantine_examples(data: ReportInput) -> list[Html]:
     frame = data.table("quarantine")
     if frame.empty:
-        parts.append(para("No row was quarantined.", "note"))
-        return Html("".join(parts))
+        return [para("No row was quarantined.", "note")]
     shown = _spread_by_reason(frame).head(data.examples)
-    parts += [
+    return [
         heading(f"Examples ({len(shown)} of {len(frame):,})"),
         table(
             ("source file", "line", "stage", "reasons", "raw preview"),
@@ -198,6 +210,11 @@ def quarantine(data: ReportInput) -> Html:
             table_id="quarantine-examples",
         ),
     ]
+
+
+def quarantine(data: ReportInput) -> Html:
+    counted = data.manifest.counts
+    parts = [*_quarantine_counts(counted.quarantined, counted.rows_in), *_quarantine_examples(data)]
     return Html("".join(parts))
 
 
@@ -259,16 +276,16 @@ def _cluster(cluster: Any, members: pd.DataFrame, texts: Mapping[Any, Any]) -> H
 
 
 def duplicates(data: ReportInput) -> Html:
-    counts = lookup(data.manifest, "counts", "duplicates") or {}
+    counted = data.manifest.counts
     parts = [
         figures_table(
             [
-                ("exact duplicates", counts.get("exact")),
-                ("near duplicates", counts.get("near")),
-                ("conflicting clusters", lookup(data.manifest, "counts", "conflicts")),
+                ("exact duplicates", counted.duplicates.exact),
+                ("near duplicates", counted.duplicates.near),
+                ("conflicting clusters", counted.conflicts),
                 (
                     "near-duplicate Jaccard threshold",
-                    lookup(data.manifest, "thresholds", "near_duplicate_jaccard"),
+                    data.manifest.thresholds.get("near_duplicate_jaccard"),
                 ),
             ]
         )
@@ -302,20 +319,20 @@ def duplicates(data: ReportInput) -> Html:
 
 
 def splits(data: ReportInput) -> Html:
-    splits = lookup(data.manifest, "counts", "splits") or {}
-    by_label = {s: lookup(splits, s, "by_label") or {} for s in SPLITS}
-    classes = data.classes(*(counts.keys() for counts in by_label.values()))
-
-    def count(split: str, label: str) -> Any:
-        return by_label[split].get(label, 0) if split in splits else None
-
-    rows = [(label, *(count(s, label) for s in SPLITS)) for label in classes]
-    rows.append(("all items", *(lookup(splits, s, "items") for s in SPLITS)))
-    rows.append(("source rows", *(lookup(splits, s, "rows") for s in SPLITS)))
+    counted = data.manifest.counts.splits
+    present = {s: counted[s] for s in SPLITS if s in counted}
+    classes = data.classes(*(size.by_label.keys() for size in present.values()))
+    rows: list[tuple[Any, ...]] = [
+        (label, *(present[s].by_label.get(label, 0) if s in present else None for s in SPLITS))
+        for label in classes
+    ]
+    rows.append(("all items", *(present[s].items if s in present else None for s in SPLITS)))
+    rows.append(("source rows", *(present[s].rows if s in present else None for s in SPLITS)))
     parts = [table(("class", *SPLITS), rows, table_id="split-sizes")]
-    present = [s for s in SPLITS if s in splits]
     if classes and present:
-        series = {s: [by_label[s].get(label, 0) for label in classes] for s in present}
+        series = {
+            s: [size.by_label.get(label, 0) for label in classes] for s, size in present.items()
+        }
         png = plots.grouped_bar_chart(
             classes, series, title="Items per class and split", ylabel="items"
         )

@@ -94,15 +94,6 @@ def truncate(value: Any, limit: int = TEXT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def lookup(mapping: Any, *keys: str) -> Any:
-    """Nested lookup that yields None wherever the manifest lacks a level."""
-    for key in keys:
-        if not isinstance(mapping, Mapping):
-            return None
-        mapping = mapping.get(key)
-    return mapping
-
-
 # ---------------------------------------------------------------- markup
 
 

@@ -1,5 +1,5 @@
-"""What the governance report's sections read: the manifest, the version's tables and how many
-examples to show, with the lookups every section shares."""
+"""What the governance report's sections read: the typed manifest, the version's tables and how
+many examples to show, with the helpers every section shares."""
 
 from __future__ import annotations
 
@@ -9,17 +9,15 @@ from typing import Any
 
 import pandas as pd
 
-from governance.frames import SPLITS
-from governance.report.html import Html, lookup, para
+from governance.manifest import VersionManifest
+from governance.report.html import Html, para
 
 REASON_BARS = 15
-BUCKETS = ("quarantined", "duplicates", *SPLITS)
 # Which audit.skipped sentences explain a missing block: a sentence starts with its topic.
 SKIP_TOPICS = {
     "agreement": ("agreement", "consensus"),
     "annotators": ("annotator",),
     "label_errors": ("suspected label error", "label error", "label_errors"),
-    "drift": ("drift",),
 }
 
 
@@ -27,7 +25,7 @@ SKIP_TOPICS = {
 class ReportInput:
     """What every section reads: the manifest, the tables and how many examples to show."""
 
-    manifest: Mapping[str, Any]
+    manifest: VersionManifest
     tables: Mapping[str, pd.DataFrame]
     examples: int
     queue_rows: int
@@ -36,20 +34,16 @@ class ReportInput:
         frame = self.tables.get(name)
         return frame if frame is not None else pd.DataFrame()
 
-    def audit(self, *keys: str) -> Any:
-        return lookup(self.manifest, "audit", *keys)
-
     def classes(self, *extra: Iterable[Any]) -> list[str]:
         """The audit's class order first, then any other class seen, sorted."""
-        known = [str(c) for c in self.audit("classes") or []]
+        known = list(self.manifest.audit.classes)
         seen = sorted({str(c) for group in extra for c in group} - set(known))
         return known + seen
 
     def skipped(self, topic: str) -> Html:
+        """The audit's own reason for a block it did not compute, so the reader learns why."""
         sentences = [
-            str(s)
-            for s in self.audit("skipped") or []
-            if str(s).lower().startswith(SKIP_TOPICS[topic])
+            s for s in self.manifest.audit.skipped if s.lower().startswith(SKIP_TOPICS[topic])
         ]
         if not sentences:
             return para("Not computed for this version.", "note")
