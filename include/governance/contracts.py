@@ -201,6 +201,10 @@ class AuditSpec(_Strict):
     min_annotator_accuracy: float = Field(default=0.7, ge=0.0, le=1.0)
     min_annotator_items: int = Field(default=20, ge=1)
     min_pair_overlap: int = Field(default=10, ge=1)
+    # Annotators drawn one by one in the report (confusion matrix, pairwise kappa): the flagged,
+    # then the least accurate. Everyone is in the quality table; a crowd of thousands would
+    # otherwise cost minutes of drawing and an unreadable report.
+    detail_annotators: int = Field(default=12, ge=0, le=200)
 
 
 class FinetuneSpec(_Strict):

@@ -148,13 +148,14 @@ def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> VersionManif
 
 
 def write_version(
-    target: Path, tables: dict[str, pd.DataFrame], manifest: VersionManifest
+    run: DayRun, target: Path, tables: dict[str, pd.DataFrame], manifest: VersionManifest
 ) -> VersionManifest:
     """The tables, the review queue as CSV and the HTML report, then the manifest, atomically;
     the manifest written is the one read back."""
     written = manifest.written()
+    detail = run.contract.audit.detail_annotators
     files = {
-        "report.html": render_report(manifest, tables).encode("utf-8"),
+        "report.html": render_report(manifest, tables, detail_annotators=detail).encode("utf-8"),
         "review_queue.csv": tables["review_queue"].to_csv(index=False).encode("utf-8"),
     }
     return validated(publish_version(target, tables, written, files), str(target / MANIFEST))
@@ -178,7 +179,7 @@ def stage_gate(run: DayRun) -> dict[str, Any]:
             refused = manifest.model_copy(
                 update={"published": False, "state": state, "stale_reason": why}
             )
-            written = write_version(run.unpublished_dir, tables, refused)
+            written = write_version(run, run.unpublished_dir, tables, refused)
             withdraw_published(run)
             settle(run, written, Settlement.REFUSED, str(Settlement.REFUSED))
         shutil.rmtree(run.work_dir, ignore_errors=True)
@@ -242,11 +243,11 @@ def stage_publish(run: DayRun) -> dict[str, Any]:
     marked: list[str] = []
     with run.ledger.lock():
         if run.dry_run:
-            manifest = write_version(run.unpublished_dir, tables, manifest)
+            manifest = write_version(run, run.unpublished_dir, tables, manifest)
         else:
             state, why = history_state(run, manifest.history)
             manifest = manifest.model_copy(update={"state": state, "stale_reason": why})
-            manifest = write_version(run.version_dir, tables, manifest)
+            manifest = write_version(run, run.version_dir, tables, manifest)
             digest = data_digest(manifest.written()["outputs"])
             marked = settle(run, manifest, Settlement.PUBLISHED, digest)
     shutil.rmtree(run.work_dir, ignore_errors=True)

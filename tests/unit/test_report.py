@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections import defaultdict
 from html.parser import HTMLParser
 from typing import Any
@@ -831,3 +832,64 @@ def test_rates_and_p_values_keep_their_meaningful_digits() -> None:
     assert pct(None) == "n/a"
     assert sig(0.0019) == "0.0019"
     assert sig(3.2e-12) == "3.2e-12"
+
+
+# --- a crowd: the report draws a bounded number of annotators --------------------------------
+
+
+def crowd_tables(size: int, flagged: set[str]) -> dict[str, pd.DataFrame]:
+    """``size`` annotators whose accuracy falls with their number; every pair overlaps."""
+    names = [f"w{i:03d}" for i in range(size)]
+    accuracy = {name: 0.95 - 0.01 * i for i, name in enumerate(names)}
+    quality = pd.DataFrame(
+        {
+            "annotator": names,
+            "n_items": 30,
+            "accuracy": [accuracy[n] for n in names],
+            "ds_accuracy": [accuracy[n] for n in names],
+            "flagged": [n in flagged for n in names],
+            "reason": ["" for _ in names],
+        }
+    )
+    confusion = pd.DataFrame(
+        [
+            {"annotator": a, "true_label": t, "given_label": g, "probability": 0.5}
+            for a in names
+            for t in CLASSES
+            for g in CLASSES
+        ]
+    )
+    pairs = pd.DataFrame(
+        [
+            {"annotator_a": a, "annotator_b": b, "n_items": 12, "kappa": 0.5}
+            for j, a in enumerate(names)
+            for b in names[j + 1 :]
+        ]
+    )
+    return {
+        "annotator_quality": quality,
+        "annotator_confusion": confusion,
+        "annotator_pairs": pairs,
+    }
+
+
+def test_a_crowd_is_drawn_one_by_one_only_for_the_flagged_and_the_least_accurate() -> None:
+    manifest, tables = multi_case()
+    flagged = {"w003", "w010"}
+    tables = tables | crowd_tables(30, flagged)
+    audit = manifest.audit.model_copy(
+        update={
+            "annotators": manifest.audit.annotators.model_copy(update={"flagged": sorted(flagged)})
+        }
+    )
+    manifest = manifest.model_copy(update={"audit": audit})
+    html = render_report(manifest, tables, detail_annotators=5)
+    drawn = re.findall(r'alt="confusion matrix of ([^"]+)"', html)
+    # the flagged first, then the three least accurate of the rest (the highest numbers)
+    assert drawn == ["w003", "w010", "w027", "w028", "w029"]
+    assert html.count("Drawn one by one: 5 of 30 annotators") == 2  # matrices and pairwise kappa
+    parsed = ParsedReport(html)
+    assert "w015" in parsed.section_text("annotators"), "the table still lists every annotator"
+    everyone = render_report(manifest, tables, detail_annotators=30)
+    assert len(re.findall(r'alt="confusion matrix of ', everyone)) == 30
+    assert "Drawn one by one" not in everyone

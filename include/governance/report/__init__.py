@@ -62,9 +62,7 @@ TITLES = {
 }
 
 
-def _check_arguments(
-    manifest: object, tables: object, examples_per_section: int, queue_rows: int
-) -> None:
+def _check_arguments(manifest: object, tables: object, *counts: int) -> None:
     if not isinstance(manifest, VersionManifest):
         raise InvalidInputError(
             f"manifest must be a VersionManifest, got {type(manifest).__name__}"
@@ -78,7 +76,8 @@ def _check_arguments(
             raise InvalidInputError(
                 f"table {name!r} must be a DataFrame, got {type(frame).__name__}"
             )
-    for name, value in (("examples_per_section", examples_per_section), ("queue_rows", queue_rows)):
+    names = ("examples_per_section", "queue_rows", "detail_annotators")
+    for name, value in zip(names, counts, strict=True):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise InvalidInputError(f"{name} must be a non-negative integer, got {value!r}")
 
@@ -171,10 +170,12 @@ def render_report(
     *,
     examples_per_section: int = 10,
     queue_rows: int = 25,
+    detail_annotators: int = 12,
 ) -> str:
-    """The whole report as one HTML document; same input, same bytes."""
-    _check_arguments(manifest, tables, examples_per_section, queue_rows)
-    data = ReportInput(manifest, tables, examples_per_section, queue_rows)
+    """The whole report as one HTML document; same input, same bytes. ``detail_annotators``
+    bounds the annotators drawn one by one (the contract's ``audit.detail_annotators``)."""
+    _check_arguments(manifest, tables, examples_per_section, queue_rows, detail_annotators)
+    data = ReportInput(manifest, tables, examples_per_section, queue_rows, detail_annotators)
     title = escape(f"Governance report: {fmt(manifest.dataset)} {fmt(manifest.version)}")
     nav = "".join(f'<a href="#{sid}">{escape(TITLES[sid])}</a>' for sid in SECTIONS)
     body = "\n".join(

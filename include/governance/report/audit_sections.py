@@ -3,6 +3,7 @@ and drift against the previous version."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -99,6 +100,10 @@ def _pairwise_kappa(data: ReportInput) -> list[Html]:
     if pairs.empty or not {"annotator_a", "annotator_b", "kappa"} <= set(pairs.columns):
         return []
     names, matrix = _pair_matrix(pairs)
+    everyone = len(names)
+    shown = set(shown_one_by_one(data, names))
+    kept = [i for i, name in enumerate(names) if name in shown]
+    names, matrix = [names[i] for i in kept], matrix[np.ix_(kept, kept)]
     size = min(2.5 + 0.4 * len(names), 9.0)
     png = plots.heatmap(
         matrix, names, names, title="Pairwise Cohen's kappa", vmin=-1.0, vmax=1.0, size=size
@@ -108,6 +113,7 @@ def _pairwise_kappa(data: ReportInput) -> list[Html]:
     )
     return [
         heading("Pairwise Cohen's kappa"),
+        *_bounded_note(len(names), everyone),
         image(png, "pairwise Cohen's kappa"),
         heading("Least agreeing pairs"),
         table(
@@ -132,7 +138,43 @@ def _flag_order(quality: pd.DataFrame, flagged_names: Iterable[Any]) -> tuple[li
     return sorted(flagged) + [n for n in names if n not in flagged], flagged
 
 
-def _confusion_heatmaps(data: ReportInput, order: Sequence[str], flagged: set[str]) -> list[Html]:
+def _accuracy_by_name(quality: pd.DataFrame) -> dict[str, float]:
+    if not {"annotator", "accuracy"} <= set(quality.columns):
+        return {}
+    return {
+        str(name): math.inf if missing(accuracy) else float(accuracy)
+        for name, accuracy in zip(quality["annotator"], quality["accuracy"], strict=True)
+    }
+
+
+def shown_one_by_one(data: ReportInput, names: Iterable[str]) -> list[str]:
+    """Of ``names``, the annotators drawn one by one, in the quality table's order (flagged
+    first, then by name): every one while they are at most ``detail_annotators``, else the
+    flagged first and then the least accurate, ``detail_annotators`` in all."""
+    quality = data.table("annotator_quality")
+    summary = data.manifest.audit.annotators
+    order, flagged = _flag_order(quality, summary.flagged if summary is not None else [])
+    wanted = {str(name) for name in names}
+    ordered = [n for n in order if n in wanted] + sorted(wanted - set(order))
+    if len(ordered) <= data.detail_annotators:
+        return ordered
+    accuracy = _accuracy_by_name(quality)
+    ranked = sorted(ordered, key=lambda n: (n not in flagged, accuracy.get(n, math.inf), n))
+    chosen = set(ranked[: data.detail_annotators])
+    return [n for n in ordered if n in chosen]
+
+
+def _bounded_note(shown: int, of: int) -> list[Html]:
+    if shown == of:
+        return []
+    text = (
+        f"Drawn one by one: {shown} of {of} annotators (the flagged first, then the least "
+        "accurate; the contract's audit.detail_annotators). The table lists every one."
+    )
+    return [para(text, "note")]
+
+
+def _confusion_heatmaps(data: ReportInput, flagged: set[str]) -> list[Html]:
     confusion = data.table("annotator_confusion")
     needed = {"annotator", "true_label", "given_label", "probability"}
     if confusion.empty or not needed <= set(confusion.columns):
@@ -141,8 +183,8 @@ def _confusion_heatmaps(data: ReportInput, order: Sequence[str], flagged: set[st
     classes = data.classes(
         confusion["true_label"].astype(str), confusion["given_label"].astype(str)
     )
-    present = set(confusion["annotator"])
-    names = [n for n in order if n in present] + sorted(present - set(order))
+    names = shown_one_by_one(data, confusion["annotator"])
+    confusion = confusion[confusion["annotator"].isin(names)]
     images = []
     for name in names:
         part = confusion[confusion["annotator"] == name]
@@ -226,10 +268,11 @@ def annotators(data: ReportInput) -> Html:
     parts = [_annotator_figures(summary, flagged)]
     if not quality.empty and "annotator" in quality.columns:
         parts.append(_quality_table(quality, order, flagged))
-    images = _confusion_heatmaps(data, order, flagged)
+    images = _confusion_heatmaps(data, flagged)
     if images:
         parts += [
             heading("Dawid-Skene confusion matrices (true label rows, given label columns)"),
+            *_bounded_note(len(images), len(order)),
             Html(f'<div class="grid">{"".join(images)}</div>'),
         ]
     return Html("".join(parts))

@@ -29,6 +29,7 @@ class ReportInput:
     tables: Mapping[str, pd.DataFrame]
     examples: int
     queue_rows: int
+    detail_annotators: int = 12  # annotators drawn one by one: the flagged, then the least accurate
 
     def table(self, name: str) -> pd.DataFrame:
         frame = self.tables.get(name)
