@@ -51,24 +51,21 @@ def quarantined_items(
     items: pd.DataFrame, stage: str, reasons: Sequence[Sequence[Reason]]
 ) -> pd.DataFrame:
     """Quarantine rows for whole items (weighted by their source rows), with their reasons."""
-    return (
-        pd.DataFrame(
-            {
-                SOURCE_FILE: items[SOURCE_FILE].to_numpy(),
-                SOURCE_LINE: items[SOURCE_LINE].to_numpy(),
-                N_SOURCE_ROWS: items[N_SOURCE_ROWS].to_numpy(),
-                STAGE: stage,
-                REASONS: pd.array([rendered(row) for row in reasons], dtype="str"),
-                ITEM_ID: items[ITEM_ID].to_numpy(),
-                # a Series (its index is the frame's until the reset): pandas' string dtype
-                RAW: items[TEXT].astype(str).str.slice(0, RAW_PREVIEW_CHARS),
-                CAUSES: causes_column(reasons),
-            },
-            columns=QUARANTINE_COLUMNS,
-        )
-        .astype({CAUSES: object})
-        .reset_index(drop=True)
-    )
+    # The causes column's type is fixed where tables are written (tables.write_parquet).
+    return pd.DataFrame(
+        {
+            SOURCE_FILE: items[SOURCE_FILE].to_numpy(),
+            SOURCE_LINE: items[SOURCE_LINE].to_numpy(),
+            N_SOURCE_ROWS: items[N_SOURCE_ROWS].to_numpy(),
+            STAGE: stage,
+            REASONS: pd.array([rendered(row) for row in reasons], dtype="str"),
+            ITEM_ID: items[ITEM_ID].to_numpy(),
+            # a Series (its index is the frame's until the reset): pandas' string dtype
+            RAW: items[TEXT].astype(str).str.slice(0, RAW_PREVIEW_CHARS),
+            CAUSES: causes_column(reasons),
+        },
+        columns=QUARANTINE_COLUMNS,
+    ).reset_index(drop=True)
 
 
 def reason_totals(quarantine: pd.DataFrame) -> pd.DataFrame:
