@@ -135,6 +135,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_audit.py
 	$(BIN)/python bench/bench_agreement.py
+	$(BIN)/python bench/bench_aggregation.py
 	$(BIN)/python bench/bench_dag_parse.py
 
 clean:

@@ -85,7 +85,9 @@ def main() -> None:
 
     parts: dict[str, float] = {}
     consensus = timed(
-        parts, "consensus (majority + Dawid-Skene)", lambda: build_consensus(items, votes, classes)
+        parts,
+        "consensus (auto: 4 aggregators x 10 folds)",
+        lambda: build_consensus(items, votes, classes),
     )
     timed(parts, "agreement (alpha, Fleiss)", lambda: agreement_summary(votes, classes))
     timed(parts, "pairwise Cohen kappa", lambda: pairwise_cohen_kappa(votes, classes))

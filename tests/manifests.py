@@ -71,8 +71,21 @@ def manifest_dict() -> dict[str, Any]:
             "skipped": [],
             "consensus": {
                 "items": 356,
-                "majority_items": 340,
-                "dawid_skene_items": 16,
+                "requested": "auto",
+                "aggregator": "one_coin",
+                "reason": "one_coin predicts held-out votes better than plurality",
+                "candidates": [
+                    {"name": "plurality", "log_likelihood": -0.9, "gain": 0.0,
+                     "standard_error": 0.0},
+                    {"name": "one_coin", "log_likelihood": -0.8, "gain": 0.1,
+                     "standard_error": 0.02},
+                ],
+                "folds": 5,
+                "scored_votes": 1000,
+                "fitted_votes": 1068,
+                "earlier_votes": 0,
+                "no_majority_items": 16,
+                "changed_from_plurality": 5,
                 "disagrees_with_label": 9,
                 "mean_confidence": 0.9,
             },
@@ -86,6 +99,7 @@ def manifest_dict() -> dict[str, Any]:
             },
             "annotators": {
                 "count": 12, "flagged": ["ann_04"], "min_accuracy": 0.6, "min_items": 20,
+                "interval_confidence": 0.95, "not_enough_data": 1,
             },
             "label_errors": {
                 "method": "cleanlab",

@@ -21,6 +21,9 @@ CONTRACTS_DIR_ENV = "GOVERNANCE_CONTRACTS_DIR"
 DATA_ROOT_ENV = "GOVERNANCE_DATA_ROOT"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+# The consensus aggregators (governance.audit.aggregators); ``auto`` lets each night's votes choose.
+AggregatorName = Literal["plurality", "dawid_skene", "one_coin", "glad", "mmsr", "wawa"]
+ConsensusChoice = Literal["auto", AggregatorName]
 # A day: a partition of the landing zone, a dataset version, a contract's start.
 DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
@@ -194,10 +197,19 @@ class GateSpec(_Strict):
 
 
 class AuditSpec(_Strict):
-    """How labels are audited: the out-of-fold baseline and when an annotator is unreliable."""
+    """How labels are audited: the consensus, the out-of-fold baseline and when an annotator is
+    unreliable."""
 
     folds: int = Field(default=5, ge=2, le=20)
     seed: int = 0
+    # How several votes become one label: an aggregator, or ``auto`` (plurality unless a model's
+    # labels predict held-out votes better by more than one standard error).
+    consensus: ConsensusChoice = "auto"
+    # Earlier published versions whose votes join the consensus fit (never later ones, so a
+    # rerun of an old day fits on the same votes): more votes per worker, steadier reliability.
+    consensus_window: int = Field(default=0, ge=0, le=60)
+    # Confidence of the Wilson interval around each annotator's accuracy.
+    interval_confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     min_annotator_accuracy: float = Field(default=0.7, ge=0.0, le=1.0)
     min_annotator_items: int = Field(default=20, ge=1)
     min_pair_overlap: int = Field(default=10, ge=1)

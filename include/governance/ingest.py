@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 import pandas as pd
 
 from governance import frames
+from governance.audit.aggregators import Votes, plurality
 from governance.contracts import AnnotatorSpec, Contract
 from governance.errors import (
     EmptyPartitionError,
@@ -150,14 +152,12 @@ def derived_ids(texts: pd.Series) -> pd.Series:
     return digests
 
 
-def majority_labels(annotations: pd.DataFrame) -> pd.Series:
-    """Each item's label held by more than half of its votes; items without one are absent."""
-    counts = annotations.groupby([frames.ITEM_ID, frames.LABEL], sort=False).size()
-    totals = counts.groupby(level=0, sort=False).transform("sum")
-    winners = counts[counts * 2 > totals]
-    return pd.Series(
-        winners.index.get_level_values(1), index=winners.index.get_level_values(0), dtype="str"
-    )
+def plurality_labels(annotations: pd.DataFrame, classes: list[str]) -> pd.Series:
+    """Each voted item's most voted label; a tie goes to the tied label declared first in the
+    contract (the audit's plurality, so a reviewer can count it by hand)."""
+    votes = Votes.of(annotations, classes)
+    winners = np.asarray(classes, dtype=object)[plurality(votes).argmax(axis=1)]
+    return pd.Series(winners, index=votes.items, dtype="str")
 
 
 def _flagged(contract: Contract, records: pd.DataFrame, raw: pd.DataFrame, reason: Reason):
@@ -191,8 +191,12 @@ def _items(contract: Contract, records: pd.DataFrame, item_ids: pd.Series, n_row
     )
 
 
-def _with_majority(items: pd.DataFrame, annotations: pd.DataFrame) -> pd.DataFrame:
-    items[frames.LABEL] = items[frames.ITEM_ID].map(majority_labels(annotations)).astype("str")
+def _with_plurality(
+    contract: Contract, items: pd.DataFrame, annotations: pd.DataFrame
+) -> pd.DataFrame:
+    """Items labelled by their votes alone: the plurality vote."""
+    labels = plurality_labels(annotations, list(contract.labels.classes))
+    items[frames.LABEL] = items[frames.ITEM_ID].astype("str").map(labels).astype("str")
     return items
 
 
@@ -240,7 +244,7 @@ def _assemble_by_record(contract: Contract, valid: pd.DataFrame, raw: pd.DataFra
     if contract.annotators:
         annotations = _wide_annotations(contract, valid, raw, item_ids)
         if contract.labels.column is None:
-            items = _with_majority(items, annotations)
+            items = _with_plurality(contract, items, annotations)
     return _Assembled(items, annotations, quarantine)
 
 
@@ -272,7 +276,7 @@ def _assemble_long(contract: Contract, valid: pd.DataFrame, raw: pd.DataFrame) -
             frames.RAW_LABEL: raw.loc[votes.index, label].to_numpy(),
         }
     )
-    return _Assembled(_with_majority(items, annotations), annotations, quarantine)
+    return _Assembled(_with_plurality(contract, items, annotations), annotations, quarantine)
 
 
 @contextlib.contextmanager

@@ -166,10 +166,31 @@ class AgreementFigures(_Section):
     per_class: dict[str, ClassAgreement]
 
 
+class CandidateFigures(_Section):
+    """One aggregator ``auto`` weighed: its mean held-out log-likelihood a vote, and its gain
+    over plurality with the standard error of that gain."""
+
+    name: str
+    log_likelihood: float
+    gain: float
+    standard_error: float
+
+
 class ConsensusFigures(_Section):
+    """Which aggregator decided the consensus and why; ``candidates`` is empty unless ``auto``
+    chose. ``changed_from_plurality`` counts items whose consensus is not their plurality."""
+
     items: int = Field(ge=0)
-    majority_items: int = Field(ge=0)
-    dawid_skene_items: int = Field(ge=0)
+    requested: str
+    aggregator: str
+    reason: str
+    candidates: list[CandidateFigures]
+    folds: int = Field(ge=0)
+    scored_votes: int = Field(ge=0)
+    fitted_votes: int = Field(ge=0)
+    earlier_votes: int = Field(ge=0)
+    no_majority_items: int = Field(ge=0)
+    changed_from_plurality: int = Field(ge=0)
     disagrees_with_label: int = Field(ge=0)
     mean_confidence: float | None
 
@@ -179,6 +200,8 @@ class AnnotatorFigures(_Section):
     flagged: list[str]
     min_accuracy: float
     min_items: int = Field(ge=0)
+    interval_confidence: float
+    not_enough_data: int = Field(ge=0)
 
 
 class LabelErrorFigures(_Section):

@@ -266,11 +266,25 @@ def previous_version(run: DayRun) -> tuple[pd.DataFrame | None, str | None]:
     return pd.concat(parts, ignore_index=True), days[-1]
 
 
+def earlier_votes(run: DayRun) -> pd.DataFrame | None:
+    """Votes of the latest ``audit.consensus_window`` versions published before this day (the
+    ones dedup read, so a rerun of an old day reads the same)."""
+    window = run.contract.audit.consensus_window
+    days = load_summary(run, "dedup")["history_versions"][-window:] if window else []
+    parts = [
+        pd.read_parquet(path, columns=[F.ITEM_ID, F.ANNOTATOR, F.LABEL])
+        for day in days
+        if (path := run.curated_root / day / "annotations.parquet").exists()
+    ]
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
 def stage_audit(run: DayRun) -> dict[str, Any]:
     """Consensus, agreement, annotator quality, suspected label errors and drift."""
     splits = load_table(run, "splits")
     previous, version = previous_version(run)
-    result = run_audit(run.contract, splits, load_table(run, "annotations"), previous, version)
+    annotations = load_table(run, "annotations")
+    result = run_audit(run.contract, splits, annotations, previous, version, earlier_votes(run))
     for name, table in result.tables.items():
         save_table(run, f"audit_{name}", table)
     save_summary(run, "audit", result.summary)

@@ -17,13 +17,14 @@ def _number(value: float | None, pattern: str = "{:.3f}") -> str:
 
 
 def audit_lines(audit: AuditFigures) -> list[str]:
-    """Agreement, annotators, suspected label errors and drift, one line each."""
+    """Agreement, consensus, annotators, suspected label errors and drift, one line each."""
     agreement, annotators, errors, drift = (
         audit.agreement,
         audit.annotators,
         audit.label_errors,
         audit.drift,
     )
+    consensus = audit.consensus
     lines = []
     if agreement:
         lines.append(
@@ -32,9 +33,18 @@ def audit_lines(audit: AuditFigures) -> list[str]:
         )
     else:
         lines.append("  agreement      n/a (single-label dataset)")
+    if consensus:
+        lines.append(
+            f"  consensus      {consensus.aggregator} ({consensus.requested}), "
+            f"{consensus.changed_from_plurality} of {consensus.items} items differ from "
+            f"plurality, mean confidence {_number(consensus.mean_confidence)}"
+        )
     if annotators:
         flagged = ", ".join(annotators.flagged) or "none"
-        lines.append(f"  annotators     {annotators.count}, flagged unreliable: {flagged}")
+        lines.append(
+            f"  annotators     {annotators.count}, flagged unreliable: {flagged}; "
+            f"{annotators.not_enough_data} with too few items to judge"
+        )
     if errors:
         lines.append(
             f"  label errors   {errors.suspected} suspected of {errors.items} "

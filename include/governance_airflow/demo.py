@@ -275,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         by_day = {night.day: night for night in nights}
         print("\n" + "=" * 78)
         print("\n\n".join(day_report(truth, by_day[truth.day], root) for truth in truths))
+        print(consensus_report(truths, root))
         print("=" * 78, flush=True)
 
     try:
@@ -305,6 +306,24 @@ def day_report(truth: Any, night: RunSnapshot, root: Path) -> str:
         f"  airflow run    {night.run_id} ({night.seconds or 0:.0f} s)\n"
         f"  detection against the injected defects:\n"
         f"{format_scores(evaluate_version(truth, version_dir))}"
+    )
+
+
+def consensus_report(truths: list[Any], root: Path) -> str:
+    """The nights' consensus against the true labels, and where its calibration page went."""
+    from governance.demo.consensus_check import PAGE, check_consensus, check_page
+    from governance.publish import write_text_atomic
+
+    curated = DatasetLayout(root, DEMO_DATASET).version(truths[0].day).parent
+    check = check_consensus(truths, curated)
+    target = root / "truth" / DEMO_DATASET / PAGE
+    write_text_atomic(target, check_page(check, f"{DEMO_DATASET}: consensus against the truth"))
+    return (
+        f"\nconsensus against the true labels ({check.items} items, "
+        f"aggregators {', '.join(check.aggregators)}):\n"
+        f"  accuracy {check.accuracy:.4f} (plurality {check.plurality_accuracy:.4f}); "
+        f"{check.changed} items changed from plurality, {check.changed_right} of them rightly\n"
+        f"  expected calibration error {check.calibration_error:.4f}; reliability diagram {target}"
     )
 
 

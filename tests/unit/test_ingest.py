@@ -24,7 +24,7 @@ from governance.errors import (
     NonRetryableError,
     PartitionMissingError,
 )
-from governance.ingest import IngestResult, majority_labels, read_partition
+from governance.ingest import IngestResult, plurality_labels, read_partition
 from governance.reasons import ReasonKind, from_record, rendered
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
@@ -194,37 +194,38 @@ def test_senti4sd_votes_are_canonicalised_and_final_is_their_majority(tmp_path):
     assert with_majority == len(rows)  # SOURCE.md: final is the majority on 100% of rows
 
 
-def test_item_label_is_the_vote_majority_without_a_label_column(tmp_path):
+def test_item_label_is_the_vote_plurality_without_a_label_column(tmp_path):
     settings = load_contract(CONTRACTS / "senti4sd_gold.yaml").model_dump()
     settings["labels"]["column"] = None
     contract = Contract.model_validate(settings)
     result = ingest(contract, linked(tmp_path, SENTI_FILE, "gold.csv"))
-    reference = majority_by_hand(result.annotations)
+    reference = plurality_by_hand(result.annotations, list(contract.labels.classes))
     labels = result.items.set_index(frames.ITEM_ID)[frames.LABEL]
-    assert labels.dropna().to_dict() == reference
-    assert labels.isna().sum() == len(labels) - len(reference)
+    voted = labels.index.isin(result.annotations[frames.ITEM_ID])
+    assert labels[voted].to_dict() == reference
+    assert labels[voted].notna().all()
 
 
-def majority_by_hand(annotations: pd.DataFrame) -> dict[str, str]:
+def plurality_by_hand(annotations: pd.DataFrame, classes: list[str]) -> dict[str, str]:
     votes: dict[str, Counter] = {}
     for item_id, label in zip(annotations[frames.ITEM_ID], annotations[frames.LABEL], strict=True):
         votes.setdefault(item_id, Counter())[label] += 1
-    winners = {}
-    for item_id, counts in votes.items():
-        label, top = counts.most_common(1)[0]
-        if 2 * top > sum(counts.values()):
-            winners[item_id] = label
-    return winners
+    return {
+        item_id: min(classes, key=lambda c: (-counts[c], classes.index(c)))
+        for item_id, counts in votes.items()
+    }
 
 
-def test_majority_labels_needs_more_than_half_of_the_votes():
+def test_plurality_labels_break_ties_by_the_declared_order():
     annotations = pd.DataFrame(
         {
             frames.ITEM_ID: ["a", "a", "a", "b", "b", "c", "d", "d", "d", "d"],
+            frames.ANNOTATOR: ["1", "2", "3", "1", "2", "1", "1", "2", "3", "4"],
             frames.LABEL: ["x", "y", "x", "x", "y", "y", "x", "x", "y", "y"],
         }
     )
-    assert majority_labels(annotations).to_dict() == {"a": "x", "c": "y"}
+    labels = plurality_labels(annotations, ["y", "x"]).to_dict()
+    assert labels == {"a": "x", "b": "y", "c": "y", "d": "y"}
 
 
 # --- partitions ------------------------------------------------------------------------------
@@ -441,7 +442,9 @@ def test_long_layout_groups_votes_and_rejects_inconsistent_text_and_repeat_votes
     items = result.items.set_index(frames.ITEM_ID)
     assert items[frames.N_SOURCE_ROWS].to_dict() == {"a": 2, "b": 2}
     assert items[frames.SOURCE_LINE].to_dict() == {"a": 1, "b": 2}
-    assert items[frames.LABEL].fillna("<NA>").to_dict() == {"a": "good", "b": "<NA>"}
+    # b's votes tie (bad, good): the class declared first wins
+    first = next(c for c in contract.labels.classes if c in {"good", "bad"})
+    assert items[frames.LABEL].to_dict() == {"a": "good", "b": first}
     assert len(result.annotations) == 4
 
 

@@ -192,3 +192,28 @@ def test_published_version_carries_audit_tables_report_and_queue(feed: Path) -> 
     assert len(queue) == manifest["audit"]["label_errors"]["suspected"]
     for name, entry in manifest["outputs"].items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == entry["sha256"]
+
+
+def test_the_consensus_fits_on_the_votes_of_earlier_versions_only(feed: Path) -> None:
+    """With a window of two versions, day 3 fits on the published votes of days 1 and 2, and a
+    rerun of day 2 (after day 3) fits on day 1's alone, as before, byte for byte."""
+    base = shipped_contract("demo_reviews", DAYS[0])
+    contract = base.model_copy(
+        update={"audit": base.audit.model_copy(update={"consensus_window": 2})}
+    )
+
+    def run(day: str) -> DayRun:
+        return DayRun(contract=contract, day=day, root=feed, run_id=f"window-{day}")
+
+    for day in DAYS:
+        run_day(run(day))
+    curated = feed / "curated" / "demo_reviews"
+    published_votes = [len(pd.read_parquet(curated / day / "annotations.parquet")) for day in DAYS]
+    figures = [read_manifest(curated / day)["audit"]["consensus"] for day in DAYS]
+    earlier = [f["earlier_votes"] for f in figures]
+    assert earlier == [0, published_votes[0], sum(published_votes[:2])]
+    tonight = len(pd.read_parquet(curated / DAYS[2] / "annotations.parquet"))
+    assert figures[2]["fitted_votes"] == tonight + sum(published_votes[:2])
+    before = digests(curated / DAYS[1])
+    run_day(run(DAYS[1]))
+    assert digests(curated / DAYS[1]) == before

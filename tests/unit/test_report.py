@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from governance.audit.consensus import CONFUSION_COLUMNS, QUALITY_COLUMNS
 from governance.manifest import VersionManifest
 from governance.report import SECTIONS, render_report
 from governance.report.html import fmt, pct, sig
@@ -197,7 +198,9 @@ def annotator_tables() -> dict[str, pd.DataFrame]:
             "annotator": ANNOTATORS,
             "n_items": [120, 118, 90, 40],
             "accuracy": [0.91, 0.88, 0.41, 0.85],
-            "ds_accuracy": [0.93, 0.9, 0.35, 0.86],
+            "accuracy_low": [0.84, 0.8, 0.31, 0.71],
+            "accuracy_high": [0.95, 0.93, 0.51, 0.93],
+            "assessment": ["reliable", "reliable", "unreliable", "not enough data"],
             "flagged": [False, False, True, False],
             "reason": ["", "", "accuracy 41.0% below 60.0%", ""],
         }
@@ -212,12 +215,8 @@ def annotator_tables() -> dict[str, pd.DataFrame]:
 def empty_annotator_tables() -> dict[str, pd.DataFrame]:
     return {
         "annotations": pd.DataFrame(columns=["item_id", "annotator", "label", "raw_label"]),
-        "annotator_quality": pd.DataFrame(
-            columns=["annotator", "n_items", "accuracy", "ds_accuracy", "flagged", "reason"]
-        ),
-        "annotator_confusion": pd.DataFrame(
-            columns=["annotator", "true_label", "given_label", "probability"]
-        ),
+        "annotator_quality": pd.DataFrame(columns=QUALITY_COLUMNS),
+        "annotator_confusion": pd.DataFrame(columns=CONFUSION_COLUMNS),
         "annotator_pairs": pd.DataFrame(columns=["annotator_a", "annotator_b", "n_items", "kappa"]),
     }
 
@@ -346,9 +345,34 @@ HISTORY_DAY = {
 }
 
 
+CHANGED_ITEMS = 12
+
+
+def consensus_frame(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every item's consensus; the first CHANGED_ITEMS differ from plurality, least confident
+    last."""
+    items = pd.concat([tables[s] for s in ("train", "val", "test")], ignore_index=True)
+    changed = items.index < CHANGED_ITEMS
+    plural = items["label"].where(~changed, "neutral")
+    return pd.DataFrame(
+        {
+            "item_id": items["item_id"],
+            "label": items["label"],
+            "consensus_label": items["label"].where(~changed, "negative"),
+            "method": "one_coin",
+            "confidence": [0.5 + i / 100 if c else 0.99 for i, c in enumerate(changed)],
+            "plurality_label": plural,
+            "plurality_share": 0.6,
+            "n_votes": 5,
+            "split": items["split"],
+        }
+    )
+
+
 def multi_case() -> tuple[VersionManifest, dict[str, pd.DataFrame]]:
     """Second version of a multi-annotator dataset whose gate failed."""
     tables = {s: split_frame(s, n) for s, n in (("train", 1100), ("val", 50), ("test", 50))}
+    tables["consensus"] = consensus_frame(tables)
     tables |= {
         "quarantine": quarantine_frame(12),
         "duplicates": duplicates_frame(),
@@ -385,8 +409,29 @@ def multi_case() -> tuple[VersionManifest, dict[str, pd.DataFrame]]:
             "skipped": [],
             "consensus": {
                 "items": 1200,
-                "majority_items": 1100,
-                "dawid_skene_items": 100,
+                "requested": "auto",
+                "aggregator": "one_coin",
+                "reason": "one_coin predicts held-out votes better than plurality",
+                "candidates": [
+                    {
+                        "name": "plurality",
+                        "log_likelihood": -0.9,
+                        "gain": 0.0,
+                        "standard_error": 0.0,
+                    },
+                    {
+                        "name": "one_coin",
+                        "log_likelihood": -0.8,
+                        "gain": 0.1,
+                        "standard_error": 0.02,
+                    },
+                ],
+                "folds": 5,
+                "scored_votes": 1000,
+                "fitted_votes": 1068,
+                "earlier_votes": 0,
+                "no_majority_items": 100,
+                "changed_from_plurality": 12,
                 "disagrees_with_label": 7,
                 "mean_confidence": 0.87,
             },
@@ -400,7 +445,14 @@ def multi_case() -> tuple[VersionManifest, dict[str, pd.DataFrame]]:
                     c: {"krippendorff_alpha": 0.6, "fleiss_kappa": 0.59} for c in CLASSES
                 },
             },
-            "annotators": {"count": 4, "flagged": ["ann_03"], "min_accuracy": 0.6, "min_items": 20},
+            "annotators": {
+                "count": 4,
+                "flagged": ["ann_03"],
+                "min_accuracy": 0.6,
+                "min_items": 20,
+                "interval_confidence": 0.95,
+                "not_enough_data": 1,
+            },
             "label_errors": {
                 "method": "cleanlab",
                 "model": "tfidf+logreg",
@@ -591,6 +643,7 @@ def expected_images(manifest: VersionManifest, tables: dict[str, pd.DataFrame]) 
         + bool(manifest.counts.quarantined.by_reason)
         + 1  # items per class and split
         + (not tables["annotator_pairs"].empty)
+        + (not tables["annotator_quality"].empty)  # the whole crowd's accuracy intervals
         + tables["annotator_confusion"]["annotator"].nunique()
         + 2 * (manifest.audit.drift.previous_version is not None)
     )
@@ -703,6 +756,38 @@ def test_flagged_annotators_come_first_and_are_highlighted(multi: Any) -> None:
     assert rows[0][1][0] in flagged
     assert {cells[0] for css, cells in rows if css == "flagged"} == flagged
     assert {cells[0] for _, cells in rows} == set(quality["annotator"])
+
+
+def test_the_consensus_block_names_the_aggregator_and_what_auto_compared(multi: Any) -> None:
+    manifest, _, parsed = multi
+    text = parsed.section_text("agreement")
+    consensus = manifest.audit.consensus
+    assert f"aggregator {consensus.aggregator}" in text and consensus.reason in text
+    rows = [cells for _, cells in parsed.tables["consensus-candidates"]]
+    assert [cells[0] for cells in rows] == ["one_coin", "plurality"]
+
+
+def test_items_the_consensus_changed_are_listed_least_confident_first(multi: Any) -> None:
+    _, tables, parsed = multi
+    rows = [cells for _, cells in parsed.tables["consensus-changed"]]
+    consensus = tables["consensus"]
+    changed = consensus[consensus["consensus_label"] != consensus["plurality_label"]]
+    assert [cells[0] for cells in rows] == changed["item_id"].tolist()
+    assert all(cells[2] == "neutral" and cells[4] == "negative" for cells in rows)
+    assert rows[0][1] == "train text number 0"
+
+
+def test_one_figure_shows_every_annotators_interval() -> None:
+    manifest, tables = multi_case()
+    html = render_report(manifest, tables)
+    assert html.count('alt="accuracy of every annotator with its interval"') == 1
+
+
+def test_annotator_rows_show_the_accuracy_interval_and_assessment(multi: Any) -> None:
+    _, _, parsed = multi
+    rows = {cells[0]: cells for _, cells in parsed.tables["annotator-quality"]}
+    assert rows["ann_03"][3:5] == ["31.00% - 51.00%", "unreliable"]
+    assert rows["<b>ann_x</b>"][4] == "not enough data"
 
 
 def test_split_table_matches_the_split_tables(multi: Any) -> None:
@@ -846,7 +931,9 @@ def crowd_tables(size: int, flagged: set[str]) -> dict[str, pd.DataFrame]:
             "annotator": names,
             "n_items": 30,
             "accuracy": [accuracy[n] for n in names],
-            "ds_accuracy": [accuracy[n] for n in names],
+            "accuracy_low": [accuracy[n] - 0.1 for n in names],
+            "accuracy_high": [accuracy[n] + 0.05 for n in names],
+            "assessment": ["unreliable" if n in flagged else "reliable" for n in names],
             "flagged": [n in flagged for n in names],
             "reason": ["" for _ in names],
         }

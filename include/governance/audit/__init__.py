@@ -14,10 +14,10 @@ import pandas as pd
 
 from governance import frames as F
 from governance.audit.agreement import agreement_summary, pairwise_cohen_kappa
-from governance.audit.consensus import build_consensus
+from governance.audit.consensus import ConsensusSettings, build_consensus
 from governance.audit.drift import compare_versions
 from governance.audit.label_errors import find_suspected_errors
-from governance.contracts import Contract
+from governance.contracts import AuditSpec, Contract
 
 AUDIT_TABLES = (
     "consensus",
@@ -39,32 +39,39 @@ def _with_split(table: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     return table.merge(items[[F.ITEM_ID, F.SPLIT]], on=F.ITEM_ID, how="left")
 
 
+def _annotator_figures(quality: pd.DataFrame, spec: AuditSpec) -> dict[str, Any]:
+    return {
+        "count": len(quality),
+        "flagged": quality.loc[quality["flagged"], "annotator"].tolist(),
+        "min_accuracy": spec.min_annotator_accuracy,
+        "min_items": spec.min_annotator_items,
+        "interval_confidence": spec.interval_confidence,
+        "not_enough_data": int((quality["assessment"] == "not enough data").sum()),
+    }
+
+
 def run_audit(
     contract: Contract,
     items: pd.DataFrame,
     annotations: pd.DataFrame,
     previous: pd.DataFrame | None = None,
     previous_version: str | None = None,
+    earlier_votes: pd.DataFrame | None = None,
 ) -> AuditResult:
-    """Audit ``items`` (with their split) and their votes against the previous version."""
+    """Audit ``items`` (with their split) and their votes against the previous version;
+    ``earlier_votes`` (of earlier versions) join the consensus fit."""
     classes = list(contract.labels.classes)
     spec = contract.audit
     annotations = annotations[annotations[F.ITEM_ID].isin(items[F.ITEM_ID])]
     multi = not annotations.empty
     skipped: list[str] = []
     consensus = build_consensus(
-        items, annotations, classes, spec.min_annotator_accuracy, spec.min_annotator_items
+        items, annotations, classes, ConsensusSettings.of(spec), earlier_votes
     )
     pairs = pairwise_cohen_kappa(annotations, classes, spec.min_pair_overlap)
     if multi:
         agreement = agreement_summary(annotations, classes)
-        quality = consensus.quality
-        annotators = {
-            "count": len(quality),
-            "flagged": quality.loc[quality["flagged"], "annotator"].tolist(),
-            "min_accuracy": spec.min_annotator_accuracy,
-            "min_items": spec.min_annotator_items,
-        }
+        annotators = _annotator_figures(consensus.quality, spec)
     else:
         agreement, annotators = None, None
         skipped += [

@@ -1,40 +1,79 @@
 """Consensus labels and annotator reliability from several votes per item.
 
-The majority vote is what a reviewer can check by eye, so it is the consensus wherever one label
-holds more than half of an item's votes; Dawid-Skene (crowd-kit) weighs each annotator by their
-estimated confusion matrix and decides the rest, and gives every item a confidence. An annotator's
-quality is their accuracy against that consensus; the Dawid-Skene matrices show *how* they err.
+The contract's ``audit.consensus`` names the aggregator; ``auto`` lets the night's votes choose
+(``selection``): plurality unless a model's labels predict held-out votes better by a standard
+error, and the simplest model that does. Every
+item also carries its plurality label, so a reviewer sees item by item what a model changed. The
+fit may include the votes of earlier published versions (``history``): one night often gives a
+worker too few votes to estimate their reliability. An annotator's quality is their accuracy
+against the consensus with a Wilson interval; only an interval wholly below the threshold flags.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from crowdkit.aggregation import DawidSkene
+from statsmodels.stats.proportion import proportion_confint
 
 from governance import frames as F
-from governance.errors import InvalidInputError
-from governance.ingest import majority_labels
+from governance.audit.aggregators import AggregatorName, Votes, aggregate, plurality_labels
+from governance.audit.selection import Selection, select_aggregator
+from governance.contracts import AuditSpec, ConsensusChoice
 
-DS_ITERATIONS = 100
-DS_TOLERANCE = 1e-6
+# The models ``auto`` weighs against plurality: fast enough to refit on every fold of a night.
+# GLAD and M-MSR take seconds a fit, and M-MSR fails on sparse folds; name them to use them.
+AUTO_CANDIDATES: tuple[AggregatorName, ...] = ("plurality", "wawa", "one_coin", "dawid_skene")
+# Every item's confidence is the one-coin Dawid-Skene posterior of its consensus label, whichever
+# aggregator chose it: one accuracy per worker is few enough parameters to estimate well, and on
+# the generated crowds its probabilities are calibrated (expected calibration error 0.003-0.08)
+# where vote shares and full Dawid-Skene's posteriors are not (up to 0.28).
+CONFIDENCE_MODEL: AggregatorName = "one_coin"
 CONSENSUS_COLUMNS = [
     F.ITEM_ID,
     F.LABEL,
     "consensus_label",
     "method",
     "confidence",
-    "majority_label",
-    "ds_label",
+    "plurality_label",
+    "plurality_share",
     "n_votes",
 ]
-QUALITY_COLUMNS = ["annotator", "n_items", "accuracy", "ds_accuracy", "flagged", "reason"]
+QUALITY_COLUMNS = [
+    "annotator",
+    "n_items",
+    "accuracy",
+    "accuracy_low",
+    "accuracy_high",
+    "assessment",
+    "flagged",
+    "reason",
+]
 CONFUSION_COLUMNS = ["annotator", "true_label", "given_label", "probability"]
+HISTORY_PREFIX = "earlier:"
 
-_Fitted = TypeVar("_Fitted")
+
+@dataclass(frozen=True)
+class ConsensusSettings:
+    """The contract's audit settings that the consensus reads."""
+
+    choice: ConsensusChoice = "auto"
+    min_accuracy: float = 0.7
+    min_items: int = 20
+    interval_confidence: float = 0.95
+    seed: int = 0
+
+    @classmethod
+    def of(cls, spec: AuditSpec) -> ConsensusSettings:
+        return cls(
+            spec.consensus,
+            spec.min_annotator_accuracy,
+            spec.min_annotator_items,
+            spec.interval_confidence,
+            spec.seed,
+        )
 
 
 @dataclass(frozen=True)
@@ -60,82 +99,105 @@ def given_consensus(items: pd.DataFrame) -> pd.DataFrame:
             "consensus_label": items[F.LABEL].to_numpy(),
             "method": "given",
             "confidence": np.nan,
-            "majority_label": None,
-            "ds_label": None,
+            "plurality_label": None,
+            "plurality_share": np.nan,
             "n_votes": 1,
         }
     )
     return frame[CONSENSUS_COLUMNS]
 
 
-def dawid_skene(annotations: pd.DataFrame) -> DawidSkene:
-    """Fit Dawid-Skene on the votes (crowd-kit's column names: task, worker, label)."""
-    votes = annotations.rename(columns={F.ITEM_ID: "task", F.ANNOTATOR: "worker"})
-    model = DawidSkene(n_iter=DS_ITERATIONS, tol=DS_TOLERANCE)
-    return model.fit(votes[["task", "worker", F.LABEL]])
+def with_history(
+    annotations: pd.DataFrame, history: pd.DataFrame | None, classes: list[str]
+) -> pd.DataFrame:
+    """Tonight's votes, then earlier versions' votes (of classes still declared) under item ids
+    that cannot collide with tonight's."""
+    if history is None or history.empty:
+        return annotations[[F.ITEM_ID, F.ANNOTATOR, F.LABEL]]
+    earlier = history.loc[history[F.LABEL].isin(classes), [F.ITEM_ID, F.ANNOTATOR, F.LABEL]]
+    earlier = earlier.assign(**{F.ITEM_ID: HISTORY_PREFIX + earlier[F.ITEM_ID].astype(str)})
+    return pd.concat([annotations[[F.ITEM_ID, F.ANNOTATOR, F.LABEL]], earlier], ignore_index=True)
 
 
-def fitted(value: _Fitted | None, name: str) -> _Fitted:
-    """One of a Dawid-Skene model's results, which are None until the model is fitted."""
-    if value is None:
-        raise InvalidInputError(f"Dawid-Skene model: {name} is not set, fit the model first")
-    return value
+def choose(votes: Votes, settings: ConsensusSettings) -> tuple[AggregatorName, Selection | None]:
+    """The named aggregator, or ``auto``'s choice and the figures it compared."""
+    if settings.choice != "auto":
+        return settings.choice, None
+    selection = select_aggregator(votes, AUTO_CANDIDATES, seed=settings.seed)
+    return selection.chosen, selection
 
 
-def confusion_table(model: DawidSkene, classes: list[str]) -> pd.DataFrame:
-    """P(given label | true label) per annotator, one row per (annotator, true, given)."""
-    errors = fitted(model.errors_, "errors_").reindex(columns=classes, fill_value=0.0)
-    # one column level, so stack gives a Series (the stubs allow a DataFrame too)
-    stacked = cast(pd.Series, errors.rename_axis(columns="true_label").stack())
-    long = stacked.rename("probability").reset_index()
-    long = long.rename(columns={"worker": "annotator", F.LABEL: "given_label"})
-    annotators = sorted(long["annotator"].unique())
-    grid = pd.MultiIndex.from_product(
-        [annotators, classes, classes], names=["annotator", "true_label", "given_label"]
-    )
-    table = long.set_index(["annotator", "true_label", "given_label"])["probability"]
-    return table.reindex(grid, fill_value=0.0).reset_index()[CONFUSION_COLUMNS]
-
-
-def estimated_accuracy(confusion: pd.DataFrame, priors: pd.Series) -> pd.Series:
-    """Each annotator's chance of giving the true label, weighted by the class priors."""
-    hits = confusion[confusion["true_label"] == confusion["given_label"]]
-    weights = hits["true_label"].map(priors).fillna(0.0)
-    return (hits["probability"] * weights).groupby(hits["annotator"]).sum()
+def wilson_interval(hits: np.ndarray, totals: np.ndarray, confidence: float):
+    """Wilson score interval of each proportion (statsmodels)."""
+    return proportion_confint(hits, totals, alpha=1 - confidence, method="wilson")
 
 
 def annotator_quality(
-    annotations: pd.DataFrame,
-    consensus: pd.Series,
-    ds_accuracy: pd.Series,
-    min_accuracy: float,
-    min_items: int,
+    annotations: pd.DataFrame, consensus: pd.Series, settings: ConsensusSettings
 ) -> pd.DataFrame:
-    """Accuracy against the consensus; flag those below ``min_accuracy`` on enough items."""
+    """Accuracy against the consensus with its interval. Unreliable: the whole interval lies
+    below ``min_accuracy`` on at least ``min_items`` items; not enough data: the interval
+    straddles it."""
     agrees = annotations[F.LABEL].to_numpy() == annotations[F.ITEM_ID].map(consensus).to_numpy()
     grouped = pd.Series(agrees, index=annotations.index).groupby(annotations[F.ANNOTATOR])
-    table = pd.DataFrame({"n_items": grouped.size(), "accuracy": grouped.mean()})
+    table = pd.DataFrame({"n_items": grouped.size(), "hits": grouped.sum()})
     table.index.name = "annotator"
-    table = table.reset_index().sort_values("annotator", kind="stable")
-    table["ds_accuracy"] = table["annotator"].map(ds_accuracy).astype(float)
-    table["flagged"] = (table["accuracy"] < min_accuracy) & (table["n_items"] >= min_items)
+    table = table.reset_index().sort_values("annotator", kind="stable").reset_index(drop=True)
+    n_items = table["n_items"].to_numpy(dtype=int)
+    hits = table["hits"].to_numpy(dtype=float)
+    low, high = wilson_interval(hits, n_items, settings.interval_confidence)
+    table["n_items"] = n_items
+    table["accuracy"] = hits / n_items
+    table["accuracy_low"], table["accuracy_high"] = np.asarray(low), np.asarray(high)
+    below = table["accuracy_high"] < settings.min_accuracy
+    above = table["accuracy_low"] >= settings.min_accuracy
+    table["flagged"] = below & (table["n_items"] >= settings.min_items)
+    table["assessment"] = np.select(
+        [table["flagged"], above], ["unreliable", "reliable"], "not enough data"
+    )
     table["reason"] = [
-        f"accuracy {acc:.2f} < {min_accuracy:.2f} on {n} items" if flagged else ""
-        for acc, n, flagged in table[["accuracy", "n_items", "flagged"]].itertuples(index=False)
+        f"accuracy {acc:.2f} (interval {lo:.2f}-{hi:.2f}) < {settings.min_accuracy:.2f} "
+        f"on {n} items"
+        if flagged
+        else ""
+        for acc, lo, hi, n, flagged in table[
+            ["accuracy", "accuracy_low", "accuracy_high", "n_items", "flagged"]
+        ].itertuples(index=False)
     ]
-    table["n_items"] = table["n_items"].astype(int)
-    table["accuracy"] = table["accuracy"].astype(float)
-    return table[QUALITY_COLUMNS].reset_index(drop=True)
+    return table[QUALITY_COLUMNS]
+
+
+def confusion_table(annotations: pd.DataFrame, consensus: pd.Series, classes: list[str]):
+    """P(given label | consensus label) per annotator, counted: one row per (annotator,
+    consensus, given); a consensus class the annotator never met has probability 0."""
+    frame = pd.DataFrame(
+        {
+            "annotator": annotations[F.ANNOTATOR].to_numpy(),
+            "true_label": annotations[F.ITEM_ID].map(consensus).to_numpy(),
+            "given_label": annotations[F.LABEL].to_numpy(),
+        }
+    )
+    counts = frame.groupby(["annotator", "true_label", "given_label"]).size()
+    annotators = sorted(frame["annotator"].unique())
+    grid = pd.MultiIndex.from_product(
+        [annotators, classes, classes], names=["annotator", "true_label", "given_label"]
+    )
+    filled = counts.reindex(grid, fill_value=0).astype(float)
+    totals = filled.groupby(level=["annotator", "true_label"]).transform("sum")
+    probability = (filled / totals.where(totals > 0)).fillna(0.0)
+    return probability.rename("probability").reset_index()[CONFUSION_COLUMNS]
 
 
 def build_consensus(
     items: pd.DataFrame,
     annotations: pd.DataFrame,
     classes: list[str],
-    min_accuracy: float = 0.7,
-    min_items: int = 20,
+    settings: ConsensusSettings | None = None,
+    history: pd.DataFrame | None = None,
 ) -> ConsensusResult:
     """Consensus of the items' votes; items without votes keep their given label."""
+    settings = settings or ConsensusSettings()
+    annotations = annotations[annotations[F.ITEM_ID].isin(items[F.ITEM_ID])]
     if annotations.empty:
         return ConsensusResult(
             given_consensus(items),
@@ -143,56 +205,73 @@ def build_consensus(
             empty_frame(CONFUSION_COLUMNS),
             {},
         )
-    annotations = annotations[annotations[F.ITEM_ID].isin(items[F.ITEM_ID])]
-    model = dawid_skene(annotations)
-    probas = fitted(model.probas_, "probas_").reindex(columns=classes, fill_value=0.0)
-    majority = majority_labels(annotations)
-    item_ids = items[F.ITEM_ID]
-    ds_label = item_ids.map(fitted(model.labels_, "labels_"))
-    majority_label = item_ids.map(majority)
-    has_majority = majority_label.notna().to_numpy()
-    consensus_label = majority_label.where(has_majority, ds_label)
-    item_probas = probas.reindex(item_ids.to_numpy())
-    columns = pd.Index(classes).get_indexer(pd.Index(consensus_label.fillna("")))
-    confidence = np.where(
-        columns >= 0,
-        item_probas.to_numpy()[np.arange(len(items)), np.maximum(columns, 0)],
-        np.nan,
-    )
+    fitted = with_history(annotations, history, classes)
+    votes = Votes.of(fitted, classes)
+    name, selection = choose(votes, settings)
+    decided = aggregate(name, votes).labels
+    belief = aggregate(CONFIDENCE_MODEL, votes).probas
+    counts = votes.counts()
+    position = votes.items.get_indexer(pd.Index(items[F.ITEM_ID].astype(str)))
+    voted = position >= 0
+    row = np.maximum(position, 0)
+    chosen = decided[row]
+    plural = plurality_labels(counts)[row]
+    n_votes = counts.sum(axis=1)[row]
+    names = np.asarray(classes, dtype=object)
     consensus = pd.DataFrame(
         {
-            F.ITEM_ID: item_ids.to_numpy(),
+            F.ITEM_ID: items[F.ITEM_ID].to_numpy(),
             F.LABEL: items[F.LABEL].to_numpy(),
-            "consensus_label": consensus_label.to_numpy(),
-            "method": np.where(has_majority, "majority", "dawid_skene"),
-            "confidence": confidence,
-            "majority_label": majority_label.to_numpy(),
-            "ds_label": ds_label.to_numpy(),
-            "n_votes": item_ids.map(annotations[F.ITEM_ID].value_counts()).fillna(0).astype(int),
+            "consensus_label": np.where(voted, names[chosen], items[F.LABEL].to_numpy()),
+            "method": np.where(voted, name, "given"),
+            "confidence": np.where(voted, belief[row, chosen], np.nan),
+            "plurality_label": np.where(voted, names[plural], None),
+            "plurality_share": np.where(
+                voted, counts[row, plural] / np.maximum(n_votes, 1), np.nan
+            ),
+            "n_votes": np.where(voted, n_votes, 0).astype(int),
         }
     )[CONSENSUS_COLUMNS]
-    confusion = confusion_table(model, classes)
-    priors = fitted(model.priors_, "priors_").reindex(classes, fill_value=0.0)
-    quality = annotator_quality(
-        annotations,
-        consensus.set_index(F.ITEM_ID)["consensus_label"],
-        estimated_accuracy(confusion, priors),
-        min_accuracy,
-        min_items,
+    labels = consensus.set_index(F.ITEM_ID)["consensus_label"]
+    no_majority = voted & (counts[row].max(axis=1) * 2 <= n_votes)
+    earlier = len(fitted) - len(annotations)
+    summary = _summary(consensus, name, settings, selection, votes, earlier, no_majority)
+    return ConsensusResult(
+        consensus,
+        annotator_quality(annotations, labels, settings),
+        confusion_table(annotations, labels, classes),
+        summary,
     )
-    return ConsensusResult(consensus, quality, confusion, _summary(consensus, has_majority))
 
 
-def _summary(consensus: pd.DataFrame, has_majority: np.ndarray) -> dict[str, Any]:
+def _summary(
+    consensus: pd.DataFrame,
+    name: AggregatorName,
+    settings: ConsensusSettings,
+    selection: Selection | None,
+    votes: Votes,
+    earlier_votes: int,
+    no_majority: np.ndarray,
+) -> dict[str, Any]:
     """The figures the manifest and the report show."""
     labelled = consensus[F.LABEL].notna()
     confidence = consensus["confidence"].to_numpy(dtype=float)
+    voted = consensus["method"] != "given"
+    changed = voted & (consensus["consensus_label"] != consensus["plurality_label"])
     return {
         "items": len(consensus),
-        "majority_items": int(has_majority.sum()),
-        "dawid_skene_items": int((~has_majority).sum()),
+        "requested": settings.choice,
+        "aggregator": name,
+        "reason": selection.reason if selection else f"named by the contract ({name})",
+        "candidates": [vars(score) for score in selection.scores] if selection else [],
+        "folds": selection.folds if selection else 0,
+        "scored_votes": selection.scored_votes if selection else 0,
+        "fitted_votes": len(votes.item),
+        "earlier_votes": earlier_votes,
+        "no_majority_items": int(no_majority.sum()),
+        "changed_from_plurality": int(changed.sum()),
         "disagrees_with_label": int(
             (labelled & (consensus[F.LABEL] != consensus["consensus_label"])).sum()
         ),
-        "mean_confidence": float(np.nanmean(confidence)) if len(confidence) else None,
+        "mean_confidence": float(np.nanmean(confidence)) if np.isfinite(confidence).any() else None,
     }

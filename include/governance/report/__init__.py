@@ -21,11 +21,11 @@ from governance.report import audit_sections as report_audit
 from governance.report import data_sections as report_data
 from governance.report.html import (
     NA,
-    STYLE,
     Html,
     escaped,
     fmt,
     heading,
+    page,
     para,
     records,
     table,
@@ -182,9 +182,4 @@ def render_report(
         f'<section id="{sid}"><h2>{escape(TITLES[sid])}</h2>{_BUILDERS[sid](data)}</section>'
         for sid in SECTIONS
     )
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{STYLE}</style></head>\n"
-        f"<body>\n<header><h1>{title}</h1><nav>{nav}</nav></header>\n{body}\n</body>\n</html>\n"
-    )
+    return page(title, body, nav)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from governance.manifest import AnnotatorFigures, ClassBalance, TextLengthDrift
 from governance.report import plots
+from governance.report.consensus_section import consensus_block
 from governance.report.html import (
     Html,
     code,
@@ -42,7 +43,7 @@ def _pair_matrix(pairs: pd.DataFrame) -> tuple[list[str], np.ndarray]:
 
 
 def agreement(data: ReportInput) -> Html:
-    parts = [*_agreement_figures(data), *_consensus_figures(data), *_pairwise_kappa(data)]
+    parts = [*_agreement_figures(data), *consensus_block(data), *_pairwise_kappa(data)]
     return Html("".join(parts))
 
 
@@ -75,24 +76,6 @@ def _agreement_figures(data: ReportInput) -> list[Html]:
             ),
         ]
     return parts
-
-
-def _consensus_figures(data: ReportInput) -> list[Html]:
-    consensus = data.manifest.audit.consensus
-    if consensus is None:
-        return []
-    return [
-        heading("Consensus"),
-        figures_table(
-            [
-                ("items", consensus.items),
-                ("decided by majority", consensus.majority_items),
-                ("decided by Dawid-Skene", consensus.dawid_skene_items),
-                ("consensus differs from the given label", consensus.disagrees_with_label),
-                ("mean confidence", consensus.mean_confidence),
-            ]
-        ),
-    ]
 
 
 def _pairwise_kappa(data: ReportInput) -> list[Html]:
@@ -208,7 +191,7 @@ def _confusion_heatmaps(data: ReportInput, flagged: set[str]) -> list[Html]:
             vmin=0.0,
             vmax=1.0,
             xlabel="given label",
-            ylabel="true label",
+            ylabel="consensus label",
             size=min(2.2 + 0.3 * len(classes), 6.0),
         )
         images.append(image(png, f"confusion matrix of {name}"))
@@ -217,10 +200,16 @@ def _confusion_heatmaps(data: ReportInput, flagged: set[str]) -> list[Html]:
 
 def _annotator_figures(summary: AnnotatorFigures | None, flagged: set[str]) -> Html:
     """The audit's figures on the annotators; n/a where the audit recorded none."""
-    count, min_accuracy, min_items = (
-        (summary.count, summary.min_accuracy, summary.min_items)
+    count, min_accuracy, min_items, confidence, not_enough = (
+        (
+            summary.count,
+            summary.min_accuracy,
+            summary.min_items,
+            summary.interval_confidence,
+            summary.not_enough_data,
+        )
         if summary is not None
-        else (None, None, None)
+        else (None, None, None, None, None)
     )
     return figures_table(
         [
@@ -228,6 +217,8 @@ def _annotator_figures(summary: AnnotatorFigures | None, flagged: set[str]) -> H
             ("flagged", ", ".join(sorted(flagged)) or "none"),
             ("minimum accuracy", pct(min_accuracy)),
             ("minimum items", min_items),
+            ("interval", f"Wilson, {pct(confidence, 0)}" if confidence is not None else None),
+            ("not enough data to judge", not_enough),
         ]
     )
 
@@ -238,10 +229,11 @@ def _quality_table(quality: pd.DataFrame, order: Sequence[str], flagged: set[str
     ordered = quality.iloc[
         np.argsort([rank.get(str(n), len(rank)) for n in quality["annotator"]], kind="stable")
     ]
+    columns = ("annotator", "n_items", "accuracy", "accuracy_low", "accuracy_high", "assessment")
     rows = [
-        (name, items, pct(acc), pct(ds), "yes" if str(name) in flagged else "no", reason or "")
-        for name, items, acc, ds, reason in frame_rows(
-            ordered, ("annotator", "n_items", "accuracy", "ds_accuracy", "reason")
+        (name, items, pct(acc), f"{pct(low)} - {pct(high)}", assessment or "", reason or "")
+        for name, items, acc, low, high, assessment, reason in frame_rows(
+            ordered.reindex(columns=[*columns, "reason"]), (*columns, "reason")
         )
     ]
     return table(
@@ -249,14 +241,30 @@ def _quality_table(quality: pd.DataFrame, order: Sequence[str], flagged: set[str
             "annotator",
             "items",
             "accuracy vs consensus",
-            "Dawid-Skene accuracy",
-            "flagged",
+            "interval",
+            "assessment",
             "reason",
         ),
         rows,
         table_id="annotator-quality",
         row_classes=["flagged" if str(row[0]) in flagged else "" for row in rows],
     )
+
+
+def _crowd_figure(quality: pd.DataFrame, summary: AnnotatorFigures | None) -> list[Html]:
+    """One figure for the whole crowd, however large: accuracy, interval and volume."""
+    needed = {"n_items", "accuracy", "accuracy_low", "accuracy_high", "flagged"}
+    if summary is None or not needed <= set(quality.columns):
+        return []
+    png = plots.accuracy_intervals(
+        quality["n_items"].astype(int).tolist(),
+        quality["accuracy"].astype(float).tolist(),
+        quality["accuracy_low"].astype(float).tolist(),
+        quality["accuracy_high"].astype(float).tolist(),
+        quality["flagged"].astype(bool).tolist(),
+        threshold=summary.min_accuracy,
+    )
+    return [image(png, "accuracy of every annotator with its interval")]
 
 
 def annotators(data: ReportInput) -> Html:
@@ -267,11 +275,11 @@ def annotators(data: ReportInput) -> Html:
     order, flagged = _flag_order(quality, summary.flagged if summary is not None else [])
     parts = [_annotator_figures(summary, flagged)]
     if not quality.empty and "annotator" in quality.columns:
-        parts.append(_quality_table(quality, order, flagged))
+        parts += [*_crowd_figure(quality, summary), _quality_table(quality, order, flagged)]
     images = _confusion_heatmaps(data, flagged)
     if images:
         parts += [
-            heading("Dawid-Skene confusion matrices (true label rows, given label columns)"),
+            heading("Confusion against the consensus (consensus rows, given label columns)"),
             *_bounded_note(len(images), len(order)),
             Html(f'<div class="grid">{"".join(images)}</div>'),
         ]

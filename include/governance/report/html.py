@@ -217,3 +217,13 @@ def frame_table(frame: pd.DataFrame, limit: int, table_id: str = "") -> Html:
         else Html("")
     )
     return Html(table([str(c) for c in frame.columns], rows, table_id=table_id) + note)
+
+
+def page(title: str, body: str, nav: str = "") -> str:
+    """A whole self-contained HTML document; ``title`` is escaped already."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><style>{STYLE}</style></head>\n"
+        f"<body>\n<header><h1>{title}</h1><nav>{nav}</nav></header>\n{body}\n</body>\n</html>\n"
+    )

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 DPI = 80
 WIDTH = 6.0
@@ -127,4 +128,74 @@ def histogram_comparison(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("share of items")
     ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def reliability_diagram(
+    mean_confidence: Sequence[float],
+    accuracy: Sequence[float],
+    counts: Sequence[int],
+    *,
+    title: str,
+) -> bytes:
+    """Accuracy against mean confidence per confidence bin, the diagonal being perfect
+    calibration; each point is sized by its number of items."""
+    fig = Figure(figsize=(4.2, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="calibrated")
+    sizes = 20 + 180 * np.sqrt(np.asarray(counts, dtype=float) / max(max(counts, default=1), 1))
+    ax.plot(mean_confidence, accuracy, color=PALETTE[0], linewidth=1)
+    ax.scatter(mean_confidence, accuracy, s=sizes, color=PALETTE[0], zorder=3, label="bins")
+    for x, y, n in zip(mean_confidence, accuracy, counts, strict=True):
+        ax.annotate(f"{n}", (x, y), xytext=(4, -10), textcoords="offset points", fontsize=7)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("mean confidence")
+    ax.set_ylabel("accuracy against the truth")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)
+
+
+def accuracy_intervals(
+    items: Sequence[int],
+    accuracy: Sequence[float],
+    low: Sequence[float],
+    high: Sequence[float],
+    flagged: Sequence[bool],
+    *,
+    threshold: float,
+) -> bytes:
+    """Every annotator in one figure: accuracy against items labelled, with its
+    interval; flagged annotators in red, the threshold as a line. Its size does not grow with
+    the crowd."""
+    fig = Figure(figsize=(WIDTH, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.asarray(items, dtype=float)
+    y = np.asarray(accuracy, dtype=float)
+    below = np.clip(y - np.asarray(low, dtype=float), 0, None)
+    above = np.clip(np.asarray(high, dtype=float) - y, 0, None)
+    red = np.asarray(flagged, dtype=bool)
+    for mask, colour, label in ((~red, PALETTE[0], "annotators"), (red, PALETTE[3], "flagged")):
+        if mask.any():
+            ax.errorbar(
+                x[mask],
+                y[mask],
+                yerr=[below[mask], above[mask]],
+                fmt="o",
+                markersize=3,
+                elinewidth=0.6,
+                alpha=0.7,
+                color=colour,
+                label=label,
+            )
+    ax.axhline(threshold, color="#999999", linestyle="--", linewidth=1, label="threshold")
+    if x.size and x.max() > 20 * max(x.min(), 1):  # a long tail of volumes: log scale
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("items labelled")
+    ax.set_ylabel("accuracy vs consensus")
+    ax.set_title("Every annotator: accuracy and its interval", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
     return _png(fig)
