@@ -20,7 +20,7 @@ from pathlib import Path
 
 from governance.audit import aggregators as A
 from governance.audit.aggregators import AGGREGATORS
-from governance.demo.aggregation import RegimeAccuracy, measure_regime
+from governance.demo.aggregation import RegimeAccuracy, measure_calibration, measure_regime
 from governance.demo.crowd import REGIMES, generate_crowd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,11 +111,22 @@ def main() -> None:
             f"{name}: auto - plurality {figures['auto_minus_plurality']:+.2f} points, "
             f"auto behind the best {figures['auto_behind_best']:.2f} points"
         )
+    calibration = {}
+    for regime in REGIMES:
+        measured = measure_calibration(regime)
+        calibration[regime.name] = {
+            "one_coin_posterior": round(measured.posterior, 4),
+            "vote_share": round(measured.vote_share, 4),
+        }
+        print(
+            f"{regime.name}: expected calibration error of the one-coin posterior "
+            f"{measured.posterior:.3f}, of the vote share {measured.vote_share:.3f}"
+        )
     speed = against_crowdkit()
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "aggregation.json").write_text(
-        json.dumps({"accuracy": report, "speed": speed}, indent=2)
+        json.dumps({"accuracy": report, "calibration": calibration, "speed": speed}, indent=2)
     )
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from governance.audit.consensus import ConsensusSettings, build_consensus
+from governance.audit.consensus import build_consensus
+from governance.contracts import AuditSpec
 
 CLASSES = ["positive", "neutral", "negative"]
 RELIABLE = [f"r{n}" for n in range(6)]
@@ -91,7 +92,7 @@ def test_the_summary_records_what_auto_compared(simulated) -> None:
 
 def test_a_named_aggregator_runs_without_a_comparison(simulated) -> None:
     items, annotations, *_ = simulated
-    result = build_consensus(items, annotations, CLASSES, ConsensusSettings("plurality"))
+    result = build_consensus(items, annotations, CLASSES, AuditSpec(consensus="plurality"))
     table = result.consensus
     assert (table["consensus_label"] == table["plurality_label"]).all()
     assert set(table["method"]) == {"plurality"}

@@ -14,7 +14,7 @@ import pandas as pd
 
 from governance import frames as F
 from governance.audit.agreement import agreement_summary, pairwise_cohen_kappa
-from governance.audit.consensus import ConsensusSettings, build_consensus
+from governance.audit.consensus import build_consensus
 from governance.audit.drift import compare_versions
 from governance.audit.label_errors import find_suspected_errors
 from governance.contracts import AuditSpec, Contract
@@ -65,9 +65,7 @@ def run_audit(
     annotations = annotations[annotations[F.ITEM_ID].isin(items[F.ITEM_ID])]
     multi = not annotations.empty
     skipped: list[str] = []
-    consensus = build_consensus(
-        items, annotations, classes, ConsensusSettings.of(spec), earlier_votes
-    )
+    consensus = build_consensus(items, annotations, classes, spec, earlier_votes)
     pairs = pairwise_cohen_kappa(annotations, classes, spec.min_pair_overlap)
     if multi:
         agreement = agreement_summary(annotations, classes)

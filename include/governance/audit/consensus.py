@@ -21,15 +21,15 @@ from statsmodels.stats.proportion import proportion_confint
 from governance import frames as F
 from governance.audit.aggregators import AggregatorName, Votes, aggregate, plurality_labels
 from governance.audit.selection import Selection, select_aggregator
-from governance.contracts import AuditSpec, ConsensusChoice
+from governance.contracts import AuditSpec
 
 # The models ``auto`` weighs against plurality: fast enough to refit on every fold of a night.
 # GLAD and M-MSR take seconds a fit, and M-MSR fails on sparse folds; name them to use them.
 AUTO_CANDIDATES: tuple[AggregatorName, ...] = ("plurality", "wawa", "one_coin", "dawid_skene")
 # Every item's confidence is the one-coin Dawid-Skene posterior of its consensus label, whichever
 # aggregator chose it: one accuracy per worker is few enough parameters to estimate well, and on
-# the generated crowds its probabilities are calibrated (expected calibration error 0.003-0.08)
-# where vote shares and full Dawid-Skene's posteriors are not (up to 0.28).
+# the generated crowds its probabilities are calibrated where vote shares are not
+# (governance.demo.aggregation.measure_calibration; bench/bench_aggregation.py prints both).
 CONFIDENCE_MODEL: AggregatorName = "one_coin"
 CONSENSUS_COLUMNS = [
     F.ITEM_ID,
@@ -53,27 +53,6 @@ QUALITY_COLUMNS = [
 ]
 CONFUSION_COLUMNS = ["annotator", "true_label", "given_label", "probability"]
 HISTORY_PREFIX = "earlier:"
-
-
-@dataclass(frozen=True)
-class ConsensusSettings:
-    """The contract's audit settings that the consensus reads."""
-
-    choice: ConsensusChoice = "auto"
-    min_accuracy: float = 0.7
-    min_items: int = 20
-    interval_confidence: float = 0.95
-    seed: int = 0
-
-    @classmethod
-    def of(cls, spec: AuditSpec) -> ConsensusSettings:
-        return cls(
-            spec.consensus,
-            spec.min_annotator_accuracy,
-            spec.min_annotator_items,
-            spec.interval_confidence,
-            spec.seed,
-        )
 
 
 @dataclass(frozen=True)
@@ -119,11 +98,11 @@ def with_history(
     return pd.concat([annotations[[F.ITEM_ID, F.ANNOTATOR, F.LABEL]], earlier], ignore_index=True)
 
 
-def choose(votes: Votes, settings: ConsensusSettings) -> tuple[AggregatorName, Selection | None]:
+def choose(votes: Votes, spec: AuditSpec) -> tuple[AggregatorName, Selection | None]:
     """The named aggregator, or ``auto``'s choice and the figures it compared."""
-    if settings.choice != "auto":
-        return settings.choice, None
-    selection = select_aggregator(votes, AUTO_CANDIDATES, seed=settings.seed)
+    if spec.consensus != "auto":
+        return spec.consensus, None
+    selection = select_aggregator(votes, AUTO_CANDIDATES, seed=spec.seed)
     return selection.chosen, selection
 
 
@@ -133,7 +112,7 @@ def wilson_interval(hits: np.ndarray, totals: np.ndarray, confidence: float):
 
 
 def annotator_quality(
-    annotations: pd.DataFrame, consensus: pd.Series, settings: ConsensusSettings
+    annotations: pd.DataFrame, consensus: pd.Series, spec: AuditSpec
 ) -> pd.DataFrame:
     """Accuracy against the consensus with its interval. Unreliable: the whole interval lies
     below ``min_accuracy`` on at least ``min_items`` items; not enough data: the interval
@@ -145,18 +124,18 @@ def annotator_quality(
     table = table.reset_index().sort_values("annotator", kind="stable").reset_index(drop=True)
     n_items = table["n_items"].to_numpy(dtype=int)
     hits = table["hits"].to_numpy(dtype=float)
-    low, high = wilson_interval(hits, n_items, settings.interval_confidence)
+    low, high = wilson_interval(hits, n_items, spec.interval_confidence)
     table["n_items"] = n_items
     table["accuracy"] = hits / n_items
     table["accuracy_low"], table["accuracy_high"] = np.asarray(low), np.asarray(high)
-    below = table["accuracy_high"] < settings.min_accuracy
-    above = table["accuracy_low"] >= settings.min_accuracy
-    table["flagged"] = below & (table["n_items"] >= settings.min_items)
+    below = table["accuracy_high"] < spec.min_annotator_accuracy
+    above = table["accuracy_low"] >= spec.min_annotator_accuracy
+    table["flagged"] = below & (table["n_items"] >= spec.min_annotator_items)
     table["assessment"] = np.select(
         [table["flagged"], above], ["unreliable", "reliable"], "not enough data"
     )
     table["reason"] = [
-        f"accuracy {acc:.2f} (interval {lo:.2f}-{hi:.2f}) < {settings.min_accuracy:.2f} "
+        f"accuracy {acc:.2f} (interval {lo:.2f}-{hi:.2f}) < {spec.min_annotator_accuracy:.2f} "
         f"on {n} items"
         if flagged
         else ""
@@ -192,11 +171,11 @@ def build_consensus(
     items: pd.DataFrame,
     annotations: pd.DataFrame,
     classes: list[str],
-    settings: ConsensusSettings | None = None,
+    spec: AuditSpec | None = None,
     history: pd.DataFrame | None = None,
 ) -> ConsensusResult:
     """Consensus of the items' votes; items without votes keep their given label."""
-    settings = settings or ConsensusSettings()
+    spec = spec or AuditSpec()
     annotations = annotations[annotations[F.ITEM_ID].isin(items[F.ITEM_ID])]
     if annotations.empty:
         return ConsensusResult(
@@ -207,9 +186,10 @@ def build_consensus(
         )
     fitted = with_history(annotations, history, classes)
     votes = Votes.of(fitted, classes)
-    name, selection = choose(votes, settings)
-    decided = aggregate(name, votes).labels
-    belief = aggregate(CONFIDENCE_MODEL, votes).probas
+    name, selection = choose(votes, spec)
+    chosen_fit = aggregate(name, votes)
+    decided = chosen_fit.labels
+    belief = (chosen_fit if name == CONFIDENCE_MODEL else aggregate(CONFIDENCE_MODEL, votes)).probas
     counts = votes.counts()
     position = votes.items.get_indexer(pd.Index(items[F.ITEM_ID].astype(str)))
     voted = position >= 0
@@ -235,10 +215,10 @@ def build_consensus(
     labels = consensus.set_index(F.ITEM_ID)["consensus_label"]
     no_majority = voted & (counts[row].max(axis=1) * 2 <= n_votes)
     earlier = len(fitted) - len(annotations)
-    summary = _summary(consensus, name, settings, selection, votes, earlier, no_majority)
+    summary = _summary(consensus, name, spec, selection, votes, earlier, no_majority)
     return ConsensusResult(
         consensus,
-        annotator_quality(annotations, labels, settings),
+        annotator_quality(annotations, labels, spec),
         confusion_table(annotations, labels, classes),
         summary,
     )
@@ -247,7 +227,7 @@ def build_consensus(
 def _summary(
     consensus: pd.DataFrame,
     name: AggregatorName,
-    settings: ConsensusSettings,
+    spec: AuditSpec,
     selection: Selection | None,
     votes: Votes,
     earlier_votes: int,
@@ -260,7 +240,7 @@ def _summary(
     changed = voted & (consensus["consensus_label"] != consensus["plurality_label"])
     return {
         "items": len(consensus),
-        "requested": settings.choice,
+        "requested": spec.consensus,
         "aggregator": name,
         "reason": selection.reason if selection else f"named by the contract ({name})",
         "candidates": [vars(score) for score in selection.scores] if selection else [],

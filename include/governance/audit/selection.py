@@ -83,11 +83,11 @@ def held_out_scores(train: Votes, held: Votes, labels: np.ndarray) -> np.ndarray
 
 @dataclass(frozen=True)
 class FoldFit:
-    """One fold: its training and held-out votes and each candidate's fit on the training."""
+    """One fold: its training and held-out votes and each candidate's labels from the training."""
 
     train: Votes
     held: Votes
-    probas: dict[AggregatorName, np.ndarray]
+    labels: dict[AggregatorName, np.ndarray]
 
 
 def fold_fits(votes: Votes, names: list[AggregatorName], folds: int, seed: int) -> list[FoldFit]:
@@ -99,7 +99,7 @@ def fold_fits(votes: Votes, names: list[AggregatorName], folds: int, seed: int) 
     for fold in range(folds):
         train = votes.subset(dealt != fold)
         held = votes.subset((dealt == fold) & trained[votes.item])
-        fits.append(FoldFit(train, held, {name: aggregate(name, train).probas for name in names}))
+        fits.append(FoldFit(train, held, {name: aggregate(name, train).labels for name in names}))
     return fits
 
 
@@ -118,8 +118,7 @@ def select_aggregator(
         name: np.zeros(len(votes.items)) for name in names
     }
     for fit in fits:
-        for name in names:
-            labels = fit.probas[name].argmax(axis=1)
+        for name, labels in fit.labels.items():
             np.add.at(per_item[name], fit.held.item, held_out_scores(fit.train, fit.held, labels))
     scored = sum(len(fit.held.item) for fit in fits)
     chosen, reason, scores = _decide(per_item, scored, margin)

@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from governance.audit.aggregators import AGGREGATORS, AggregatorName, Votes, aggregate
-from governance.audit.consensus import AUTO_CANDIDATES
+from governance.audit.consensus import AUTO_CANDIDATES, CONFIDENCE_MODEL
 from governance.audit.selection import select_aggregator
+from governance.demo.consensus_check import calibration_error, reliability_table
 from governance.demo.crowd import CrowdRegime, generate_crowd
 
 
@@ -47,7 +49,7 @@ def measure_regime(
     for seed in range(seeds):
         crowd = generate_crowd(regime, seed)
         votes = Votes.of(crowd.votes, crowd.classes)
-        truth = class_codes(crowd.truth.reindex(votes.items).to_numpy(), crowd.classes)
+        truth = pd.Index(crowd.classes).get_indexer(pd.Index(crowd.truth.reindex(votes.items)))
         correct: dict[str, float] = {}
         for name in aggregators:
             correct[name] = float((aggregate(name, votes).labels == truth).mean())
@@ -66,7 +68,29 @@ def measure_regime(
     return RegimeAccuracy(regime, seeds, accuracy, chosen, 100 * no_majority / seeds)
 
 
-def class_codes(labels: np.ndarray, classes: list[str]) -> np.ndarray:
-    """Class codes of ``labels`` in the order of ``classes``."""
-    lookup = {name: code for code, name in enumerate(classes)}
-    return np.array([lookup[label] for label in labels])
+@dataclass(frozen=True)
+class Calibration:
+    """Expected calibration errors, against the truth, of two confidences in ``auto``'s labels
+    on one crowd: the one-coin posterior the audit publishes, and the vote share."""
+
+    regime: CrowdRegime
+    posterior: float
+    vote_share: float
+
+
+def measure_calibration(regime: CrowdRegime, seed: int = 0) -> Calibration:
+    crowd = generate_crowd(regime, seed)
+    votes = Votes.of(crowd.votes, crowd.classes)
+    truth = pd.Index(crowd.classes).get_indexer(pd.Index(crowd.truth.reindex(votes.items)))
+    labels = aggregate(select_aggregator(votes, AUTO_CANDIDATES).chosen, votes).labels
+    right = labels == truth
+    rows = np.arange(len(labels))
+
+    def error(confidence: np.ndarray) -> float:
+        return calibration_error(reliability_table(confidence, right))
+
+    return Calibration(
+        regime,
+        error(aggregate(CONFIDENCE_MODEL, votes).probas[rows, labels]),
+        error(aggregate("plurality", votes).probas[rows, labels]),
+    )

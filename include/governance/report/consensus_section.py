@@ -3,8 +3,6 @@ and item by item where the consensus is not the plurality vote a reviewer would 
 
 from __future__ import annotations
 
-import pandas as pd
-
 from governance import frames as F
 from governance.manifest import ConsensusFigures
 from governance.report.html import Html, figures_table, frame_rows, heading, para, table, truncate
@@ -77,9 +75,9 @@ def _changed_items(data: ReportInput) -> list[Html]:
     changed = consensus[voted & (consensus["consensus_label"] != consensus["plurality_label"])]
     if changed.empty:
         return [heading("Where the consensus is not plurality"), para("No item.", "note")]
-    texts = _texts(data)
     shown = changed.sort_values(["confidence", F.ITEM_ID], kind="stable").head(CHANGED_ROWS)
-    shown = shown.assign(text=shown[F.ITEM_ID].map(texts).map(truncate))
+    texts = data.item_texts(shown[F.ITEM_ID])
+    shown = shown.assign(text=[truncate(texts.get(item)) for item in shown[F.ITEM_ID]])
     columns = (
         F.ITEM_ID,
         "text",
@@ -106,12 +104,3 @@ def _changed_items(data: ReportInput) -> list[Html]:
         )
     )
     return parts
-
-
-def _texts(data: ReportInput) -> pd.Series:
-    parts = [data.table(split) for split in F.SPLITS]
-    parts = [part for part in parts if {F.ITEM_ID, F.TEXT} <= set(part.columns)]
-    if not parts:
-        return pd.Series(dtype=object)
-    frame = pd.concat(parts, ignore_index=True)
-    return frame.set_index(F.ITEM_ID)[F.TEXT]

@@ -218,18 +218,6 @@ def quarantine(data: ReportInput) -> Html:
     return Html("".join(parts))
 
 
-def _item_texts(data: ReportInput, item_ids: Sequence[Any]) -> dict[Any, Any]:
-    """Texts of the given items, wherever a table holds them (published splits, duplicates)."""
-    texts: dict[Any, Any] = {}
-    for name in ("duplicates", *SPLITS):
-        frame = data.table(name)
-        if {"item_id", "text"} <= set(frame.columns):
-            hit = frame[frame["item_id"].isin(list(item_ids))]
-            for item, item_text in zip(hit["item_id"], hit["text"], strict=True):
-                texts.setdefault(item, item_text)
-    return texts
-
-
 def _example_clusters(dropped: pd.DataFrame, key: str, limit: int) -> list[Any]:
     """Near-duplicate clusters first, least similar first: they show whether the threshold is
     right; exact clusters after, in cluster order."""
@@ -301,7 +289,7 @@ def duplicates(data: ReportInput) -> Html:
         key = "cluster_id" if "cluster_id" in frame.columns else "kept_item_id"
         clusters = _example_clusters(dropped, key, data.examples)
         shown = dropped[dropped[key].isin(clusters)]
-        texts = _item_texts(data, [*shown["item_id"], *shown["kept_item_id"]])
+        texts = data.item_texts([*shown["item_id"], *shown["kept_item_id"]])
         groups = dict(list(shown.groupby(key, sort=False)))
         parts.append(heading(f"Example clusters ({len(clusters)} of {dropped[key].nunique():,})"))
         parts += [_cluster(c, groups[c], texts) for c in clusters if c in groups]

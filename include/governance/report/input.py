@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from governance.frames import SPLITS
 from governance.manifest import VersionManifest
 from governance.report.html import Html, para
 
@@ -34,6 +35,19 @@ class ReportInput:
     def table(self, name: str) -> pd.DataFrame:
         frame = self.tables.get(name)
         return frame if frame is not None else pd.DataFrame()
+
+    def item_texts(self, item_ids: Iterable[Any]) -> dict[Any, Any]:
+        """Texts of the given items, wherever a table holds them (duplicates, published
+        splits)."""
+        wanted = list(item_ids)
+        texts: dict[Any, Any] = {}
+        for name in ("duplicates", *SPLITS):
+            frame = self.table(name)
+            if {"item_id", "text"} <= set(frame.columns):
+                hit = frame[frame["item_id"].isin(wanted)]
+                for item, item_text in zip(hit["item_id"], hit["text"], strict=True):
+                    texts.setdefault(item, item_text)
+        return texts
 
     def classes(self, *extra: Iterable[Any]) -> list[str]:
         """The audit's class order first, then any other class seen, sorted."""

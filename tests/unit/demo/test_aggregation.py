@@ -3,15 +3,10 @@ plurality and within half a point of the best aggregator on every regime."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from governance.audit.aggregators import AGGREGATORS, Votes, aggregate
-from governance.audit.consensus import AUTO_CANDIDATES, CONFIDENCE_MODEL
-from governance.audit.selection import select_aggregator
-from governance.demo.aggregation import measure_regime
-from governance.demo.consensus_check import calibration_error, reliability_table
+from governance.audit.aggregators import AGGREGATORS
+from governance.demo.aggregation import measure_calibration, measure_regime
 from governance.demo.crowd import REGIMES, generate_crowd
 
 SEEDS = 10  # as bench/bench_aggregation.py reports them
@@ -49,14 +44,6 @@ def test_the_regimes_hold_what_the_benchmark_promises() -> None:
 def test_the_one_coin_posterior_is_a_calibrated_confidence(regime) -> None:
     """Whichever aggregator ``auto`` picks, the one-coin posterior of its label says how often
     it is right; vote shares, the naive alternative, do not."""
-    crowd = generate_crowd(regime, seed=0)
-    votes = Votes.of(crowd.votes, crowd.classes)
-    truth = pd.Index(crowd.classes).get_indexer(crowd.truth.reindex(votes.items))
-    labels = aggregate(select_aggregator(votes, AUTO_CANDIDATES).chosen, votes).labels
-    right = labels == truth
-    rows = np.arange(len(labels))
-    posterior = aggregate(CONFIDENCE_MODEL, votes).probas[rows, labels]
-    vote_share = aggregate("plurality", votes).probas[rows, labels]
-    ours = calibration_error(reliability_table(posterior, right))
-    assert ours < 0.06
-    assert ours < calibration_error(reliability_table(vote_share, right))
+    calibration = measure_calibration(regime)
+    assert calibration.posterior < 0.06
+    assert calibration.posterior < calibration.vote_share
