@@ -131,6 +131,7 @@ lint: $(STAMP)
 		&& $(BIN)/ruff format --check . && $(BIN)/mypy
 
 bench: $(STAMP)
+	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_near_dedup.py
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_audit.py

@@ -7,6 +7,7 @@ pandas: the DAG factory loads contracts while the dag-processor parses DAG files
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from pathlib import Path
@@ -24,6 +25,8 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 # The consensus aggregators (governance.audit.aggregators); ``auto`` lets each night's votes choose.
 AggregatorName = Literal["plurality", "dawid_skene", "one_coin", "glad", "mmsr", "wawa"]
 ConsensusChoice = Literal["auto", AggregatorName]
+# source.encoding that decides each file's encoding from its bytes (governance.encodings).
+AUTO_ENCODING = "auto"
 # A day: a partition of the landing zone, a dataset version, a contract's start.
 DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
@@ -36,17 +39,48 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _ascii_compatible_codec(name: str) -> str:
+    """A known encoding in which lines split on b"\\n" before decoding (what readers need)."""
+    try:
+        codecs.lookup(name)
+    except LookupError as exc:
+        raise InvalidInputError(f"unknown encoding {name!r}") from exc
+    if "\n,\t".encode(name) != b"\n,\t":
+        raise InvalidInputError(f"encoding {name!r} is not ASCII-compatible")
+    return name
+
+
 class SourceSpec(_Strict):
     """How the day's landing files are read."""
 
     format: Literal["csv", "tsv", "jsonl", "parquet"]
     pattern: str = "*"
-    encoding: str = "utf-8"
+    # ``auto``: each file's encoding is detected, among ``allowed_encodings`` (valid UTF-8 is
+    # UTF-8), and a file not placed with ``min_encoding_confidence`` is quarantined whole; a
+    # codec name reads every file with it, undecodable lines quarantined one by one.
+    encoding: str = AUTO_ENCODING
+    allowed_encodings: list[str] = Field(
+        default_factory=lambda: ["utf-8", "cp1252", "latin-1"], min_length=1
+    )
+    min_encoding_confidence: float = Field(default=0.8, gt=0.0, le=1.0)
+    # Compressions read transparently (from files named *.gz or *.zst); none by default.
+    compression: list[Literal["gzip", "zstd"]] = Field(default_factory=list)
+    max_decompressed_bytes: int = Field(default=20 * 2**30, gt=0)
     separator: str | None = None
     header: bool = True
     columns: list[str] | None = None
     quoting: Literal["minimal", "none"] = "minimal"
     max_line_bytes: int = Field(default=1_000_000, gt=0)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        return value if value == AUTO_ENCODING else _ascii_compatible_codec(value)
+
+    @field_validator("allowed_encodings")
+    @classmethod
+    def _known_encodings(cls, values: list[str]) -> list[str]:
+        return [_ascii_compatible_codec(value) for value in values]
 
     @property
     def delimiter(self) -> str:
@@ -122,9 +156,19 @@ class ColumnCheck(_Strict):
 
 
 class TextSpec(_Strict):
+    """The text column, its length bounds (counted on the stripped text, so whitespace alone is
+    empty) and its hygiene (governance.hygiene): what happens to characters a reader cannot see."""
+
     column: str
     min_length: int = Field(default=1, ge=0)
     max_length: int = Field(default=10_000, ge=1)
+    # C0/C1 control characters (NUL...; tab and line breaks are text) in any column.
+    control_characters: Literal["quarantine", "strip"] = "quarantine"
+    # Bidirectional embeddings, overrides and isolates (Trojan-source) in any column.
+    bidi_controls: Literal["quarantine", "strip"] = "quarantine"
+    # Zero-width spaces and joiners, word joiner, BOM inside the text.
+    invisible_characters: Literal["keep", "strip"] = "strip"
+    normalization: Literal["NFC", "NFKC", "none"] = "NFC"
 
 
 class IdSpec(_Strict):
@@ -170,6 +214,9 @@ class LandingSpec(_Strict):
     # When no partition arrived in time: fail the run (the day stays unsettled, and later days
     # wait for a decision), or settle the day as skipped, recorded with the reason.
     on_missing: Literal["fail", "skip"] = "fail"
+    # When the partition's files hold no data row (empty, or a header alone): fail the run with
+    # EmptyPartitionError, or settle the day as skipped (nothing published, no Asset event).
+    on_empty: Literal["fail", "skip"] = "fail"
 
 
 class HistorySpec(_Strict):

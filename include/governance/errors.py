@@ -46,7 +46,13 @@ class PartitionMissingError(IngestError):
 
 
 class EmptyPartitionError(IngestError):
-    """The day's folder exists but holds no file matching the contract's source.pattern."""
+    """The day's folder holds no data row: no file matching the contract's source.pattern, or
+    only files that are empty or hold a header alone."""
+
+
+class DaySkipped(GovernanceError):
+    """The day settled as skipped (an empty partition the contract allows): nothing is
+    published and nothing downstream runs. Not a failure, and not retried."""
 
 
 class GateFailedError(NonRetryableError):

@@ -7,9 +7,7 @@ rows_in == items.n_source_rows.sum() + quarantine.n_source_rows.sum().
 
 from __future__ import annotations
 
-import codecs
 import contextlib
-import fnmatch
 import gc
 import hashlib
 from collections.abc import Iterable, Iterator
@@ -20,17 +18,14 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
-from governance import frames
+from governance import frames, hygiene
 from governance.audit.aggregators import Votes, plurality
 from governance.contracts import AnnotatorSpec, Contract
-from governance.errors import (
-    EmptyPartitionError,
-    IngestError,
-    InvalidInputError,
-    PartitionMissingError,
-)
+from governance.errors import EmptyPartitionError, InvalidInputError
+from governance.hygiene import HygieneCounts
 from governance.labels import LabelCanon
-from governance.readers import ParsedFile, read_file
+from governance.landing import Partition, scan_partition
+from governance.readers import ParsedFile, read_file, refused_entry
 from governance.reasons import Reason, ReasonKind, causes_column
 from governance.tables import annotations_frame, items_frame, quarantine_frame, str_series
 from governance.validate import STAGE, record_previews, validate_records
@@ -50,6 +45,7 @@ class IngestResult:
     files: list[dict]  # per file: name, sha256, bytes, records
     label_mapping: dict  # LabelCanon.report() over every parsed record
     warnings: list[str]
+    hygiene: HygieneCounts
 
 
 @dataclass
@@ -57,42 +53,6 @@ class _Assembled:
     items: pd.DataFrame
     annotations: pd.DataFrame
     quarantine: pd.DataFrame
-
-
-def partition_files(contract: Contract, partition_dir: Path) -> list[Path]:
-    """The data files of a partition, sorted by name; hidden files and the marker are not data."""
-    partition_dir = Path(partition_dir)
-    if not partition_dir.is_dir():
-        raise PartitionMissingError(f"partition folder {partition_dir} does not exist")
-    pattern, marker = contract.source.pattern, contract.landing.ready_marker
-    files = [
-        path
-        for path in partition_dir.iterdir()
-        if path.is_file()
-        and not path.name.startswith(("_", "."))
-        and path.name != marker
-        and fnmatch.fnmatchcase(path.name, pattern)
-    ]
-    if not files:
-        raise EmptyPartitionError(
-            f"partition folder {partition_dir} holds no file matching pattern {pattern!r}"
-        )
-    return sorted(files, key=lambda path: path.name)
-
-
-def _check_encoding(contract: Contract) -> None:
-    """Lines are split on b"\\n" before decoding, which needs an ASCII-compatible encoding."""
-    encoding = contract.source.encoding
-    try:
-        codecs.lookup(encoding)
-    except LookupError as exc:
-        raise IngestError(
-            f"contract {contract.name}: unknown source.encoding {encoding!r}"
-        ) from exc
-    if "\n,\t".encode(encoding) != b"\n,\t":
-        raise IngestError(
-            f"contract {contract.name}: source.encoding {encoding!r} is not ASCII-compatible"
-        )
 
 
 def label_columns(contract: Contract) -> list[str]:
@@ -294,18 +254,32 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 def read_partition(contract: Contract, partition_dir: Path) -> IngestResult:
     """Read, canonicalise, validate and assemble one day's partition for one contract."""
-    files = partition_files(contract, partition_dir)
-    _check_encoding(contract)
+    partition = scan_partition(contract, partition_dir)
     with _cyclic_gc_paused():
-        return _ingest(contract, [read_file(contract, path) for path in files])
+        parsed = [refused_entry(entry) for entry in partition.refused]
+        parsed += [read_file(contract, file) for file in partition.files]
+    parsed.sort(key=lambda part: part.name)
+    if not any(part.records for part in parsed):
+        raise EmptyPartitionError(
+            f"partition folder {partition_dir} has no data row: "
+            + ", ".join(f"{part.name} ({_emptiness(part)})" for part in parsed)
+        )
+    with _cyclic_gc_paused():
+        return _ingest(contract, parsed, partition)
 
 
-def _ingest(contract: Contract, parsed: list[ParsedFile]) -> IngestResult:
+def _emptiness(part: ParsedFile) -> str:
+    if not part.size:
+        return "empty"
+    return f"{part.size} byte{'s' if part.size != 1 else ''}, no data row"
+
+
+def _ingest(contract: Contract, parsed: list[ParsedFile], partition: Partition) -> IngestResult:
     raw = _records_frame(contract, parsed)
-    records = raw.copy()
+    records, cleaned = hygiene.clean(contract, raw)
     canon = LabelCanon(contract.labels)
     for column in label_columns(contract):
-        records[column] = _canonicalise(canon, raw[column])
+        records[column] = _canonicalise(canon, records[column])
     checked = validate_records(contract, records, raw)
     long_layout = contract.annotators is not None and contract.annotators.layout == "long"
     assemble = _assemble_long if long_layout else _assemble_by_record
@@ -322,10 +296,12 @@ def _ingest(contract: Contract, parsed: list[ParsedFile]) -> IngestResult:
         annotations=assembled.annotations.reset_index(drop=True),
         quarantine=quarantine_frame(quarantine),
         rows_in=sum(part.records for part in parsed),
-        files=[
-            {"name": p.name, "sha256": p.sha256, "bytes": p.size, "records": p.records}
-            for p in parsed
+        files=[part.described() for part in parsed]
+        + [
+            {"name": e.name, "records": 0, "status": "skipped", "skipped": e.why}
+            for e in partition.skipped
         ],
         label_mapping=canon.report(),
         warnings=[warning for part in parsed for warning in part.warnings],
+        hygiene=cleaned,
     )

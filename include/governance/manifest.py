@@ -138,10 +138,29 @@ class HistoryRead(_Section):
 
 
 class InputFile(_Section):
+    """An entry of the landing partition: read, refused whole (never opened when it leaves the
+    landing folder), or skipped as no data (a sub-folder, a hidden file, another pattern)."""
+
     name: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    bytes: int = Field(ge=0)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")  # None: never opened
+    bytes: int | None = Field(default=None, ge=0)
     records: int | None = Field(default=None, ge=0)
+    status: Literal["read", "refused", "skipped"] = "read"
+    refused: str | None = None  # why the file, or the rest of it, was not read
+    skipped: str | None = None
+    compression: str | None = None
+    encoding: str | None = None
+    encoding_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    encoding_method: str | None = None
+
+
+class TextHygiene(_Section):
+    """Values the contract's text hygiene cleaned (quarantined ones are counted by reason)."""
+
+    control_stripped: int = Field(ge=0)
+    bidi_stripped: int = Field(ge=0)
+    invisible_stripped: int = Field(ge=0)
+    normalized: int = Field(ge=0)
 
 
 class OutputFile(_Section):
@@ -276,6 +295,7 @@ class VersionFacts(_Section):
     dedup: dict[str, Any]
     thresholds: dict[str, float | int]
     inputs: list[InputFile]
+    hygiene: TextHygiene | None = None  # None: written before text hygiene was counted
     audit: AuditFigures
     history: HistoryRead
 

@@ -20,7 +20,7 @@ from governance import frames as F
 from governance.audit import run_audit
 from governance.contracts import DAY_PATTERN, Contract, data_root
 from governance.dedup import DedupConfig, deduplicate
-from governance.errors import InvalidInputError
+from governance.errors import DaySkipped, EmptyPartitionError, InvalidInputError
 from governance.history import Ledger, Settlement, history_digest
 from governance.ingest import read_partition
 from governance.layout import DatasetLayout
@@ -194,9 +194,23 @@ def split_registry(history: pd.DataFrame | None) -> pd.DataFrame:
     return history[columns]
 
 
+def settle_empty_day(run: DayRun, error: EmptyPartitionError) -> DaySkipped:
+    """An empty partition the contract allows (``landing.on_empty: skip``): the day settles as
+    skipped with the reason (a dry run settles nothing), and the run stops publishing nothing."""
+    reason = f"empty partition: {error}"
+    if not run.dry_run:
+        run.ledger.skip(run.day, reason, run_id=run.run_id)
+    return DaySkipped(f"{run.name} {run.day} settled as skipped: {reason}")
+
+
 def stage_ingest(run: DayRun) -> dict[str, Any]:
     """Read and validate the day's files; every rejected record lands in quarantine."""
-    result = read_partition(run.contract, run.landing_dir)
+    try:
+        result = read_partition(run.contract, run.landing_dir)
+    except EmptyPartitionError as error:
+        if run.contract.landing.on_empty != "skip":
+            raise
+        raise settle_empty_day(run, error) from error
     save_table(run, "items", result.items)
     save_table(run, "annotations", result.annotations)
     save_table(run, "quarantine_ingest", result.quarantine)
@@ -207,6 +221,7 @@ def stage_ingest(run: DayRun) -> dict[str, Any]:
         "files": result.files,
         "label_mapping": result.label_mapping,
         "warnings": result.warnings,
+        "hygiene": result.hygiene.record(),
     }
     save_summary(run, "ingest", summary)
     return summary
@@ -293,8 +308,11 @@ def stage_audit(run: DayRun) -> dict[str, Any]:
 
 def run_day(run: DayRun) -> dict[str, Any]:
     """Every stage of ``run.stages`` in order, in one process; the last one's result (the
-    published manifest)."""
+    published manifest), or the reason when the day settled as skipped."""
     result: dict[str, Any] = {}
     for stage in run.stages:
-        result = stage(run)
+        try:
+            result = stage(run)
+        except DaySkipped as skipped:
+            return {"version": run.day, "state": "skipped", "reason": str(skipped)}
     return result

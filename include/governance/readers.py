@@ -4,7 +4,9 @@ A record is one data line (csv/tsv, or several physical lines when a quoted fiel
 non-blank json line, or one parquet row. Every record either becomes a row of values or a parse
 rejection with a reason, so the caller can prove that nothing was lost. Lines are read in binary
 with a length limit and decoded one at a time: one undecodable or enormous line costs one record,
-never the file, and never a huge string in memory.
+never the file, and never a huge string in memory. A file that must not be read at all (outside
+the landing folder, compressed under a plain name, in an encoding not placed) is one record,
+line 0, refused with its reason; a compressed stream that breaks off refuses its rest the same way.
 """
 
 from __future__ import annotations
@@ -15,17 +17,16 @@ import csv
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from governance import frames
+from governance import encodings, frames, landing
 from governance.contracts import Contract
+from governance.encodings import Encoding
 from governance.errors import IngestError
-from governance.hashing import sha256_file
 from governance.reasons import Reason, ReasonKind
 
 _CHUNK = 1 << 20
@@ -36,8 +37,11 @@ class ParsedFile:
     """What one file held: parsed records and parse rejections, both with their line numbers."""
 
     name: str
-    sha256: str
-    size: int
+    sha256: str | None = None  # None: never opened
+    size: int | None = None
+    compression: str | None = None
+    encoding: Encoding | None = None
+    refused: Reason | None = None  # why the file, or its rest, was not read
     lines: list[int] = field(default_factory=list)
     rows: list[Sequence[str | None]] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)  # index of each source column in a row
@@ -62,6 +66,31 @@ class ParsedFile:
             }
         )
 
+    def refuse(self, reason: Reason) -> None:
+        """The file is not read (line 0), or not past the records read so far."""
+        seen = [*self.lines[-1:], *(row[frames.SOURCE_LINE] for row in self.rejected[-1:])]
+        line = max(seen) + 1 if seen else 0
+        self.refused = reason
+        self.reject(line, reason, "" if line == 0 else "(the rest of the file)")
+        where = "whole file" if line == 0 else f"from line {line}"
+        self.warnings.append(f"{self.name}: not read ({where}): {reason.text}")
+
+    def described(self) -> dict[str, Any]:
+        """The file as the manifest's ``inputs`` list records it."""
+        encoding = self.encoding
+        return {
+            "name": self.name,
+            "sha256": self.sha256,
+            "bytes": self.size,
+            "records": self.records,
+            "status": "refused" if self.refused and not self.lines else "read",
+            "refused": self.refused.text if self.refused else None,
+            "compression": self.compression,
+            "encoding": encoding.name if encoding else None,
+            "encoding_confidence": encoding.confidence if encoding else None,
+            "encoding_method": encoding.method if encoding else None,
+        }
+
 
 def preview(raw: str | bytes, encoding: str = "utf-8") -> str:
     """A short printable excerpt of a rejected record, safe to store whatever it held."""
@@ -70,10 +99,26 @@ def preview(raw: str | bytes, encoding: str = "utf-8") -> str:
     return raw[: frames.RAW_PREVIEW_CHARS].rstrip("\r\n")
 
 
-def read_file(contract: Contract, path: Path) -> ParsedFile:
+def refused_entry(entry: landing.RefusedFile) -> ParsedFile:
+    """An entry of the partition refused without being opened."""
+    parsed = ParsedFile(name=entry.name)
+    parsed.refuse(entry.reason)
+    return parsed
+
+
+def read_file(contract: Contract, file: landing.LandingFile) -> ParsedFile:
     """Parse one landing file with the contract's source options."""
-    parsed = ParsedFile(name=path.name, sha256=sha256_file(path), size=path.stat().st_size)
-    _READERS[contract.source.format](contract, path, parsed)
+    parsed = ParsedFile(name=file.name, compression=file.compression)
+    try:
+        with landing.opened(contract, file) as source:
+            parsed.sha256, parsed.size = source.sha256, source.size
+            if contract.source.format != "parquet":
+                parsed.encoding = encodings.detect(source.head, contract.source, file.name)
+            _READERS[contract.source.format](contract, source.stream, parsed)
+    except landing.Unreadable as exc:
+        parsed.sha256 = parsed.sha256 or exc.sha256
+        parsed.size = parsed.size if parsed.size is not None else exc.size
+        parsed.refuse(exc.reason)
     if parsed.size == 0:
         parsed.warnings.append(f"empty file {parsed.name}")
     elif parsed.records == 0:
@@ -90,13 +135,17 @@ class _LineReader:
 
     def __init__(self, handle: BinaryIO, contract: Contract, parsed: ParsedFile) -> None:
         self._handle = handle
-        self._encoding = contract.source.encoding
+        self._encoding = parsed.encoding.name if parsed.encoding else encodings.UTF8
         self._max = contract.source.max_line_bytes
         self._parsed = parsed
         self._strip_bom = codecs.lookup(self._encoding).name == "utf-8"
         self.line_no = 0
         self.first_line = 0
         self.first_text = ""
+
+    @property
+    def encoding(self) -> str:
+        return self._encoding
 
     def read_line(self, reject: bool = True) -> bytes | None:
         """The next line's bytes, or None for a line over the limit (rejected when asked)."""
@@ -175,14 +224,16 @@ def _unreadable(check: str, message: str) -> Reason:
     return Reason(ReasonKind.PARSE, check, message=message)
 
 
-def _header_names(lines: _LineReader, contract: Contract) -> tuple[list[str], Reason | None]:
+def _header_names(
+    lines: _LineReader, contract: Contract, encoding: str
+) -> tuple[list[str], Reason | None]:
     """Column names from the first line, or the reason it cannot be used; EOFError when empty."""
     chunk = lines.read_line(reject=False)
     if chunk is None:
         limit = contract.source.max_line_bytes
         return [], _unreadable("unreadable_header", f"longer than {limit} bytes")
     try:
-        text = chunk.decode(contract.source.encoding)
+        text = chunk.decode(encoding)
         names = next(csv.reader([text], **_dialect(contract)), [])
     except (UnicodeDecodeError, csv.Error) as exc:
         return [], _unreadable("unreadable_header", str(exc))
@@ -201,12 +252,12 @@ def _missing_columns_reason(contract: Contract, names: list[str]) -> Reason | No
     return Reason(ReasonKind.SCHEMA, "missing_columns", message=", ".join(missing))
 
 
-def _read_delimited(contract: Contract, path: Path, parsed: ParsedFile) -> None:
-    with path.open("rb") as handle, _field_size_limit(contract.source.max_line_bytes):
+def _read_delimited(contract: Contract, handle: BinaryIO, parsed: ParsedFile) -> None:
+    with _field_size_limit(contract.source.max_line_bytes):
         lines = _LineReader(handle, contract, parsed)
         if contract.source.header:
             try:
-                names, refusal = _header_names(lines, contract)
+                names, refusal = _header_names(lines, contract, lines.encoding)
             except EOFError:
                 return
         else:
@@ -274,43 +325,42 @@ def _encodable(row: list[str | None]) -> bool:
     return True
 
 
-def _read_jsonl(contract: Contract, path: Path, parsed: ParsedFile) -> None:
+def _read_jsonl(contract: Contract, handle: BinaryIO, parsed: ParsedFile) -> None:
     columns = contract.source_columns
     parsed.positions = list(range(len(columns)))
-    with path.open("rb") as handle:
-        lines = _LineReader(handle, contract, parsed)
-        for text in lines.lines():
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except (ValueError, RecursionError) as exc:
-                parsed.reject(lines.line_no, _unreadable("json_error", str(exc)), text)
-                continue
-            if not isinstance(record, dict):
-                kind = type(record).__name__
-                reason = _unreadable("json_error", f"not an object ({kind})")
-                parsed.reject(lines.line_no, reason, text)
-                continue
-            row = [v if type(v) is str else _as_text(v) for v in map(record.get, columns)]
-            if "\\u" in text and not _encodable(row):
-                reason = _unreadable("json_error", "lone surrogate in a string")
-                parsed.reject(lines.line_no, reason, text)
-                continue
-            parsed.lines.append(lines.line_no)
-            parsed.rows.append(row)
+    lines = _LineReader(handle, contract, parsed)
+    for text in lines.lines():
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            parsed.reject(lines.line_no, _unreadable("json_error", str(exc)), text)
+            continue
+        if not isinstance(record, dict):
+            kind = type(record).__name__
+            reason = _unreadable("json_error", f"not an object ({kind})")
+            parsed.reject(lines.line_no, reason, text)
+            continue
+        row = [v if type(v) is str else _as_text(v) for v in map(record.get, columns)]
+        if "\\u" in text and not _encodable(row):
+            reason = _unreadable("json_error", "lone surrogate in a string")
+            parsed.reject(lines.line_no, reason, text)
+            continue
+        parsed.lines.append(lines.line_no)
+        parsed.rows.append(row)
 
 
-def _read_parquet(contract: Contract, path: Path, parsed: ParsedFile) -> None:
+def _read_parquet(contract: Contract, handle: BinaryIO, parsed: ParsedFile) -> None:
     """Read a parquet file; one that cannot be opened raises IngestError.
 
     A corrupt parquet file has no countable rows, so it cannot be quarantined row by row: the run
     fails naming the file instead.
     """
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(handle if handle.seekable() else pa.BufferReader(handle.read()))
     except (pa.ArrowException, OSError) as exc:
-        raise IngestError(f"{path}: cannot be read as parquet: {exc}") from exc
+        raise IngestError(f"{parsed.name}: cannot be read as parquet: {exc}") from exc
     refusal = _missing_columns_reason(contract, table.column_names)
     if refusal:
         parsed.warnings.append(f"{parsed.name}: every record quarantined ({refusal.text})")

@@ -20,6 +20,7 @@ SEPARATOR = "; "
 class ReasonKind(StrEnum):
     """What sort of refusal a reason is; a reviewer filters the queue by it."""
 
+    LANDING = "landing"  # the file itself was refused: outside the landing folder, compressed...
     PARSE = "parse"  # the record could not be read: encoding, quoting, field count, JSON, length
     SCHEMA = "schema"  # the file lacks the contract's columns, so none of its records is usable
     CHECK = "check"  # a value broke one of the contract's column checks

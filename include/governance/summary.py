@@ -65,6 +65,30 @@ def audit_lines(audit: AuditFigures) -> list[str]:
     return lines
 
 
+def _listed(names: list[str], most: int = 5) -> str:
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
+
+def input_lines(manifest: VersionManifest) -> list[str]:
+    """What the landing folder held beyond files read (refused, skipped) and what the text
+    hygiene cleaned; nothing when all was plain."""
+    names = {
+        status: [entry.name for entry in manifest.inputs if entry.status == status]
+        for status in ("read", "refused", "skipped")
+    }
+    lines = []
+    unread = [status for status in ("refused", "skipped") if names[status]]
+    if unread:
+        parts = [f"{len(names['read'])} read"]
+        parts += [f"{len(names[s])} {s} ({_listed(names[s])})" for s in unread]
+        lines.append("  inputs         " + ", ".join(parts))
+    hygiene = manifest.hygiene.model_dump() if manifest.hygiene else {}
+    cleaned = {kind: values for kind, values in hygiene.items() if values}
+    if cleaned:
+        lines.append(f"  text hygiene   {_counts(cleaned)}")
+    return lines
+
+
 def gate_line(gate: GateDecision) -> str:
     return f"FAILED: {gate.message}" if gate.status == "failed" else gate.status
 
@@ -76,6 +100,7 @@ def format_day_summary(manifest: VersionManifest, version_dir: Path | None = Non
         f"{manifest.dataset} {manifest.version}"
         + (" (dry run, nothing published)" if manifest.dry_run else ""),
         f"  rows in        {counts.rows_in}",
+        *input_lines(manifest),
         f"  quarantined    {quarantined.total} by stage: {_counts(quarantined.by_stage)}",
         f"                 by reason: {_counts(quarantined.by_reason)}",
         f"  duplicates     exact {counts.duplicates.exact}, near "

@@ -8,6 +8,7 @@ reasons as a list column whose Arrow type is fixed when it is written.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ _INTEGER_COLUMNS = frozenset({frames.SOURCE_LINE, frames.N_SOURCE_ROWS})
 _OBJECT_COLUMNS = frozenset({frames.CAUSES})
 # The Arrow type of the causes column: a list of reasons per quarantine row.
 CAUSES_TYPE = pa.list_(pa.struct([(name, pa.string()) for name in CAUSE_FIELDS]))
+
+# A cell a spreadsheet would run as a formula starts with one of these (OWASP, CSV injection).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 # What typed_frame builds from: a frame, columns by name, or records.
 FrameData = pd.DataFrame | Mapping[str, object] | Sequence[Mapping]
@@ -71,3 +75,21 @@ def write_parquet(frame: pd.DataFrame, path: Path, **options: Any) -> None:
         position = inferred.get_field_index(frames.CAUSES)
         schema = inferred.set(position, pa.field(frames.CAUSES, CAUSES_TYPE))
     frame.to_parquet(path, index=False, schema=schema, **options)
+
+
+def spreadsheet_safe_csv(frame: pd.DataFrame) -> str:
+    """The frame as CSV that a spreadsheet opens without running anything (OWASP's advice
+    against CSV injection): every text cell starting with ``= + - @``, a tab or a carriage
+    return gets a leading ``'``, so a reviewer sees the text instead of a formula's result, and
+    every text cell is quoted, so a line break inside one cannot start a row. Numbers are not
+    text cells and keep their sign."""
+    safe = frame.copy()
+    for column in safe.columns:
+        values = safe[column]
+        if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+            continue
+        text = values.map(lambda value: value if isinstance(value, str) else None)
+        risky = text.str.startswith(FORMULA_TRIGGERS).fillna(False).astype(bool)
+        if risky.any():
+            safe[column] = values.astype(object).where(~risky, "'" + text)
+    return safe.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)

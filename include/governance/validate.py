@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pandera.pandas as pa
 
-from governance import frames
+from governance import frames, hygiene
 from governance.contracts import ColumnCheck, Contract
 from governance.errors import GovernanceError
 from governance.reasons import Reason, ReasonKind, causes_column, rendered
@@ -50,6 +50,33 @@ def _length(low: int | None, high: int | None) -> pa.Check:
     return pa.Check.str_length(min_value=low, max_value=high, name=name, error=name)
 
 
+def _stripped_length(low: int, high: int) -> pa.Check:
+    """The text's length without surrounding whitespace: a text of spaces and tabs is empty."""
+    name = _length_name(low, high)
+
+    def within(values: pd.Series) -> pd.Series:
+        return values.str.strip().str.len().between(low, high)
+
+    return pa.Check(within, name=name, error=name)
+
+
+def _free_of(pattern: str, name: str) -> pa.Check:
+    def clean(values: pd.Series) -> pd.Series:
+        return ~values.str.contains(pattern, regex=True)
+
+    return pa.Check(clean, name=name, error=name)
+
+
+def _hygiene_rules(contract: Contract) -> list[pa.Check]:
+    """The characters the contract quarantines (rather than strips) in every column."""
+    spec, rules = contract.text, []
+    if spec.control_characters == "quarantine":
+        rules.append(_free_of(hygiene.CONTROL_CHARACTERS, hygiene.CONTROL_CHECK))
+    if spec.bidi_controls == "quarantine":
+        rules.append(_free_of(hygiene.BIDI_CONTROLS, hygiene.BIDI_CHECK))
+    return rules
+
+
 def _member_of(values: list[str], name: str) -> pa.Check:
     return pa.Check.isin(values, name=name, error=name)
 
@@ -82,7 +109,7 @@ def _rules_by_column(contract: Contract) -> dict[str, list[pa.Check]]:
     add(
         contract.text.column,
         _not_missing(),
-        _length(contract.text.min_length, contract.text.max_length),
+        _stripped_length(contract.text.min_length, contract.text.max_length),
     )
     add(contract.id.column, _not_missing())
     in_classes = f"not in classes [{', '.join(classes)}]"
@@ -96,6 +123,8 @@ def _rules_by_column(contract: Contract) -> dict[str, list[pa.Check]]:
         add(annotators.label_column, _not_missing(), _member_of(classes, UNKNOWN_LABEL))
     for check in contract.checks:
         add(check.column, *_column_check_rules(check))
+    for column in contract.source_columns:
+        add(column, *_hygiene_rules(contract))
     return rules
 
 

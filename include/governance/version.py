@@ -37,6 +37,7 @@ from governance.publish import check_conservation, publish_version
 from governance.report import render_report
 from governance.split import split_sizes
 from governance.stages import quarantine_tables
+from governance.tables import spreadsheet_safe_csv
 
 
 def _split_of_kept(
@@ -139,6 +140,7 @@ def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> VersionManif
             **run.contract.gate.model_dump(),
         },
         "inputs": ingest["files"],
+        "hygiene": ingest["hygiene"],
         "audit": load_summary(run, "audit"),
         "history": load_summary(run, "history"),
     }
@@ -156,7 +158,7 @@ def write_version(
     detail = run.contract.audit.detail_annotators
     files = {
         "report.html": render_report(manifest, tables, detail_annotators=detail).encode("utf-8"),
-        "review_queue.csv": tables["review_queue"].to_csv(index=False).encode("utf-8"),
+        "review_queue.csv": spreadsheet_safe_csv(tables["review_queue"]).encode("utf-8"),
     }
     return validated(publish_version(target, tables, written, files), str(target / MANIFEST))
 

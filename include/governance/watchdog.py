@@ -33,18 +33,35 @@ def expected_day(contract: Contract, now: dt.datetime) -> dt.date:
 
 
 def freshness(root: Path, contract: Contract, now: dt.datetime) -> WatchResult:
+    """Whether the expected day is published; a day settled as skipped is not late, and says
+    why; a missing one says how late, and why when its run failed for good."""
+    from governance.history import Ledger, Settlement
+
     day = expected_day(contract, now)
     days = published_versions(DatasetLayout(root, contract.name).curated)
     if day.isoformat() in days or (days and days[-1] > day.isoformat()):
         return WatchResult(True, f"{contract.name}: version {day} is published")
+    record = Ledger(root, contract.name, contract.start_date).get(day.isoformat())
+    if record is not None and record.status == Settlement.SKIPPED:
+        return WatchResult(True, f"{contract.name}: {day} settled as skipped: {record.reason}")
+    why = _failed_run(root, contract, day, now)
     if not days:
-        return WatchResult(False, f"{contract.name}: no curated version for {day}; none yet")
+        return WatchResult(False, f"{contract.name}: no curated version for {day}; none yet{why}")
     late = (day - dt.date.fromisoformat(days[-1])).days
     return WatchResult(
         False,
         f"{contract.name}: no curated version for {day}; the newest is {days[-1]}, "
-        f"{late} day{'s' if late != 1 else ''} late",
+        f"{late} day{'s' if late != 1 else ''} late{why}",
     )
+
+
+def _failed_run(root: Path, contract: Contract, day: dt.date, now: dt.datetime) -> str:
+    """Why the day's governance run failed for good, from the failure log (or nothing)."""
+    since = dt.datetime.combine(day, dt.time(), tzinfo=now.tzinfo)
+    for failure in reversed(final_failures(root, since, now)):
+        if failure["dag_id"] == contract.dag_id and failure.get("day") == day.isoformat():
+            return f"; its run failed at {failure['task_id']}: {failure['error']}"
+    return ""
 
 
 def history_consistent(root: Path, contract: Contract) -> WatchResult:
@@ -91,6 +108,7 @@ class FinalFailure:
     max_tries: int
     failed_at: str
     error: str
+    day: str | None = None  # the partition a governance run processed
 
 
 def record_final_failure(root: Path, failure: FinalFailure) -> Path:

@@ -8,6 +8,15 @@ from typing import Any
 from governance.contracts import data_root
 
 
+def _day(context: Any) -> str | None:
+    from governance_airflow.runtime import resolve_day
+
+    try:
+        return resolve_day(context)
+    except (KeyError, AttributeError, TypeError):
+        return None
+
+
 def record_failure(context: Any) -> None:
     """on_failure_callback of every governance task: Airflow calls it once a task has failed
     for good (out of retries, or failed at once), and the watchdog reads what it records."""
@@ -26,5 +35,6 @@ def record_failure(context: Any) -> None:
             max_tries=int(retries) + 1,
             failed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             error=str(context.get("exception") or "")[:300],
+            day=_day(context),
         ),
     )

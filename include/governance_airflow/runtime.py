@@ -11,7 +11,10 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk.exceptions import AirflowSkipException
+
 from governance.contracts import Contract
+from governance.errors import DaySkipped
 from governance.stages import STAGES, Stage
 from governance_airflow.params import overridden
 from governance_airflow.retries import failing_fast
@@ -69,4 +72,8 @@ def run_stage(
     task at once."""
     run = day_run(contract, context, stages)
     with failing_fast(f"{contract.name} {run.day} {stage.name}"):
-        return stage(run)
+        try:
+            return stage(run)
+        except DaySkipped as skipped:
+            # The tasks after it skip too, so nothing is published and no Asset event is sent.
+            raise AirflowSkipException(str(skipped)) from skipped

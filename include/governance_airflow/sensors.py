@@ -8,21 +8,20 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from governance.contracts import Contract, data_root
+from governance.landing import has_data_file
 from governance.layout import DatasetLayout
 from governance_airflow.runtime import resolve_day
 
 
 def partition_ready(contract: Contract, partition: Any) -> bool:
-    """True when the folder holds a data file (and the contract's ready marker, if it has one)."""
+    """True when the folder holds an entry to read or refuse (and the contract's ready marker,
+    if it has one); nothing in it is opened."""
     if not partition.is_dir():
         return False
     marker = contract.landing.ready_marker
     if marker and not (partition / marker).exists():
         return False
-    return any(
-        p.is_file() and not p.name.startswith((".", "_")) and p.name != marker
-        for p in partition.glob(contract.source.pattern)
-    )
+    return has_data_file(contract, partition)
 
 
 class LandingPartitionSensor(BaseSensorOperator):

@@ -280,3 +280,32 @@ def test_each_published_version_has_a_report_with_every_section(demo) -> None:
         parser = Sections()
         parser.feed((version(root, "demo_reviews", day) / "report.html").read_text())
         assert parser.ids == list(SECTIONS)
+
+
+def test_an_empty_day_the_contract_allows_is_skipped_with_no_asset_event(demo) -> None:
+    from governance.history import Ledger, Settlement
+    from governance_airflow.factory import build_governance_dag, without_deadlines
+    from tests.integration.helpers import quick_contract
+
+    root, _ = demo
+    day = "2026-04-25"
+    folder = root / "landing" / "demo_reviews" / day
+    folder.mkdir(parents=True)
+    (folder / "export-001.jsonl").write_text("\n")
+    (folder / "_SUCCESS").write_text("")
+    skip_days(root, "demo_reviews", DEMO_DAYS[0], day)
+    events_before = asset_events("curated_demo_reviews")
+    contract = quick_contract("demo_reviews", DEMO_DAYS[0])
+    allowing = contract.model_copy(
+        update={"landing": contract.landing.model_copy(update={"on_empty": "skip"})}
+    )
+    dag = without_deadlines(build_governance_dag(allowing))
+    dag_run = dag.test(logical_date=dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC))
+    states = task_states(dag_run)
+    assert states["ingest_validate"][0] == "skipped", states
+    assert states["publish"][0] == "skipped", states
+    assert asset_events("curated_demo_reviews") == events_before
+    assert not version(root, "demo_reviews", day).exists()
+    record = Ledger(root, "demo_reviews").get(day)
+    assert record is not None and record.status == Settlement.SKIPPED
+    assert "export-001.jsonl (1 byte, no data row)" in record.reason

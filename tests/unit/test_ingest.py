@@ -6,8 +6,10 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pydantic import ValidationError
 
 from governance import frames
 from governance.contracts import PROJECT_ROOT, Contract, load_contract
@@ -34,7 +37,7 @@ CONTRACTS = PROJECT_ROOT / "include" / "contracts"
 DAY = "2026-01-01"
 # Which kinds of reason each ingest stage gives.
 STAGE_KINDS = {
-    "parse": {ReasonKind.PARSE, ReasonKind.SCHEMA},
+    "parse": {ReasonKind.LANDING, ReasonKind.PARSE, ReasonKind.SCHEMA},
     "validate": {ReasonKind.CHECK, ReasonKind.DUPLICATE, ReasonKind.CONFLICT},
 }
 
@@ -67,11 +70,12 @@ def landing(tmp_path: Path, files: dict[str, bytes | str]) -> Path:
     return folder
 
 
-def linked(tmp_path: Path, source: Path, name: str) -> Path:
-    """A partition holding one shared dataset file, linked rather than copied."""
+def copied(tmp_path: Path, source: Path, name: str) -> Path:
+    """A partition holding a copy of one shared dataset file (a link out of the landing folder
+    would be refused)."""
     folder = tmp_path / DAY
     folder.mkdir()
-    (folder / name).symlink_to(source)
+    shutil.copyfile(source, folder / name)
     return folder
 
 
@@ -111,14 +115,21 @@ def quarantined(result: IngestResult) -> dict[int, str]:
 
 def test_sms_spam_keeps_all_5574_messages(tmp_path):
     contract = load_contract(CONTRACTS / "sms_spam.yaml")
-    result = ingest(contract, linked(tmp_path, SMS_FILE, "SMSSpamCollection"))
+    result = ingest(contract, copied(tmp_path, SMS_FILE, "SMSSpamCollection"))
     assert result.rows_in == 5574
     assert result.quarantine.empty
     assert result.items[frames.LABEL].value_counts().to_dict() == {"ham": 4827, "spam": 747}
     reference = pd.read_csv(
         SMS_FILE, sep="\t", header=None, names=["label", "text"], quoting=csv.QUOTE_NONE
     )
-    assert result.items[frames.TEXT].tolist() == reference["text"].tolist()
+    # The contract strips C1 controls (cp1252 punctuation read as Latin-1) and keeps NFC.
+    c1 = reference["text"].str.contains("[\u0080-\u009f]", regex=True)
+    expected = [
+        unicodedata.normalize("NFC", "".join(ch for ch in text if not 0x80 <= ord(ch) <= 0x9F))
+        for text in reference["text"]
+    ]
+    assert result.items[frames.TEXT].tolist() == expected
+    assert result.hygiene.control_stripped == int(c1.sum()) == 35
     assert result.items[frames.SOURCE_LINE].tolist() == list(range(1, 5575))
     assert result.files == [
         {
@@ -126,6 +137,12 @@ def test_sms_spam_keeps_all_5574_messages(tmp_path):
             "sha256": "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d",
             "bytes": 477_907,
             "records": 5574,
+            "status": "read",
+            "refused": None,
+            "compression": None,
+            "encoding": "utf-8",
+            "encoding_confidence": 1.0,
+            "encoding_method": "valid UTF-8",
         }
     ]
 
@@ -133,7 +150,7 @@ def test_sms_spam_keeps_all_5574_messages(tmp_path):
 def test_sms_spam_with_minimal_quoting_merges_lines(tmp_path):
     """Unbalanced quotes swallow line breaks: the contract's quoting none is what keeps 5,574."""
     contract = with_source(load_contract(CONTRACTS / "sms_spam.yaml"), quoting="minimal")
-    result = ingest(contract, linked(tmp_path, SMS_FILE, "SMSSpamCollection"))
+    result = ingest(contract, copied(tmp_path, SMS_FILE, "SMSSpamCollection"))
     assert result.rows_in < 5574
     starts = set(result.items[frames.SOURCE_LINE]) | set(result.quarantine[frames.SOURCE_LINE])
     swallowed = set(range(1, 5575)) - starts
@@ -147,7 +164,7 @@ def read_senti_csv() -> list[dict[str, str]]:
 
 def test_senti4sd_votes_are_canonicalised_and_final_is_their_majority(tmp_path):
     contract = load_contract(CONTRACTS / "senti4sd_gold.yaml")
-    result = ingest(contract, linked(tmp_path, SENTI_FILE, "gold.csv"))
+    result = ingest(contract, copied(tmp_path, SENTI_FILE, "gold.csv"))
     rows = read_senti_csv()
     assert result.rows_in == len(rows) == 4423
     assert result.quarantine.empty
@@ -198,7 +215,7 @@ def test_item_label_is_the_vote_plurality_without_a_label_column(tmp_path):
     settings = load_contract(CONTRACTS / "senti4sd_gold.yaml").model_dump()
     settings["labels"]["column"] = None
     contract = Contract.model_validate(settings)
-    result = ingest(contract, linked(tmp_path, SENTI_FILE, "gold.csv"))
+    result = ingest(contract, copied(tmp_path, SENTI_FILE, "gold.csv"))
     reference = plurality_by_hand(result.annotations, list(contract.labels.classes))
     labels = result.items.set_index(frames.ITEM_ID)[frames.LABEL]
     voted = labels.index.isin(result.annotations[frames.ITEM_ID])
@@ -258,7 +275,12 @@ def test_files_in_name_order_skipping_marker_and_hidden_files(tmp_path):
         },
     )
     result = ingest(make_contract(landing={"ready_marker": "READY.csv"}), folder)
-    assert [entry["name"] for entry in result.files] == ["a.csv", "b.csv"]
+    assert [(entry["name"], entry["status"]) for entry in result.files] == [
+        ("a.csv", "read"),
+        ("b.csv", "read"),
+        (".x.csv", "skipped"),
+        ("_tmp.csv", "skipped"),
+    ]
     assert result.items[frames.TEXT].tolist() == ["from a", "from b"]
 
 
@@ -291,7 +313,8 @@ def test_header_missing_a_needed_column_quarantines_that_file(tmp_path):
 def test_latin1_lines_under_utf8_contract(tmp_path):
     lines = ["label,text", "good,plain", "good,café", "bad,naïve idea", "bad,ascii again"]
     data = ("\n".join(lines) + "\n").encode("latin-1")
-    result = ingest(make_contract(), landing(tmp_path, {"a.csv": data}))
+    utf8 = with_source(make_contract(), encoding="utf-8")
+    result = ingest(utf8, landing(tmp_path, {"a.csv": data}))
     non_ascii = {number for number, line in enumerate(lines, 1) if not line.isascii()}
     assert set(quarantined(result)) == non_ascii == {3, 4}
     assert all(r.startswith("decode_error: utf-8") for r in quarantined(result).values())
@@ -300,6 +323,12 @@ def test_latin1_lines_under_utf8_contract(tmp_path):
     latin = with_source(make_contract(), encoding="latin-1")
     (tmp_path / "x").mkdir()
     assert ingest(latin, landing(tmp_path / "x", {"a.csv": data})).quarantine.empty
+    # The default, auto, places the file (as Windows-1252, a superset here) and reads it whole.
+    (tmp_path / "y").mkdir()
+    detected = ingest(make_contract(), landing(tmp_path / "y", {"a.csv": data}))
+    assert detected.quarantine.empty
+    assert detected.items[frames.TEXT].tolist() == ["plain", "café", "naïve idea", "ascii again"]
+    assert detected.files[0]["encoding"] in {"cp1252", "iso8859-1"}
 
 
 def test_truncated_inside_a_quoted_field(tmp_path):
@@ -323,7 +352,8 @@ def test_truncated_mid_line_with_too_few_fields(tmp_path):
 def test_binary_garbage_mixed_into_a_file(tmp_path):
     garbage = [bytes([0xFF, 0xFE, 0x00, 0x81, 0x9C]) * 7, b"\x00\xc3\x28\x80\xa0\xe2\x82"]
     lines = [b"label,text", b"good,first", garbage[0], b"bad,second", garbage[1], b"good,third"]
-    result = ingest(make_contract(), landing(tmp_path, {"a.csv": b"\n".join(lines) + b"\n"}))
+    utf8 = with_source(make_contract(), encoding="utf-8")
+    result = ingest(utf8, landing(tmp_path, {"a.csv": b"\n".join(lines) + b"\n"}))
     assert set(quarantined(result)) == {3, 5}
     assert all(reason.startswith("decode_error") for reason in quarantined(result).values())
     assert result.items[frames.SOURCE_LINE].tolist() == [2, 4, 6]
@@ -487,10 +517,11 @@ def test_parquet_rows_are_numbered_and_a_corrupt_file_is_named(tmp_path):
         read_partition(contract, folder)
 
 
-def test_encoding_that_is_not_ascii_compatible_is_refused(tmp_path):
-    folder = landing(tmp_path, {"a.csv": "label,text\n"})
-    with pytest.raises(IngestError, match="utf-16"):
-        read_partition(with_source(make_contract(), encoding="utf-16"), folder)
+def test_encoding_that_is_not_ascii_compatible_is_refused_with_the_contract():
+    with pytest.raises(ValidationError, match="'utf-16' is not ASCII-compatible"):
+        with_source(make_contract(), encoding="utf-16")
+    with pytest.raises(ValidationError, match="unknown encoding 'klingon'"):
+        with_source(make_contract(), allowed_encodings=["utf-8", "klingon"])
 
 
 # --- determinism ------------------------------------------------------------------------------
@@ -509,7 +540,7 @@ print(digest.hexdigest())
 
 
 def test_output_is_identical_across_hash_seeds(tmp_path):
-    folder = linked(tmp_path, SENTI_FILE, "gold.csv")
+    folder = copied(tmp_path, SENTI_FILE, "gold.csv")
     digests = set()
     for seed in ("1", "2"):
         env = os.environ | {"PYTHONHASHSEED": seed, "PYTHONPATH": str(PROJECT_ROOT / "include")}

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 
 from governance import publish
-from governance.errors import GateFailedError
+from governance.errors import EmptyPartitionError, GateFailedError
 from governance.frames import SPLITS
+from governance.history import Ledger, Settlement
 from governance.pipeline import DayRun, load_history, published_versions, run_day
 from governance.publish import ConservationError, read_manifest
+from governance.tables import FORMULA_TRIGGERS
 from tests.contracts import shipped_contract
 from tests.feeds import demo_feed
 from tests.gate_feed import EXPECTED_FAILURES, write_failing_day
@@ -190,6 +192,10 @@ def test_published_version_carries_audit_tables_report_and_queue(feed: Path) -> 
     queue = pd.read_parquet(folder / "review_queue.parquet")
     assert queue_csv["item_id"].tolist() == queue["item_id"].tolist()
     assert len(queue) == manifest["audit"]["label_errors"]["suspected"]
+    text_columns = [c for c in queue.columns if pd.api.types.is_string_dtype(queue[c])]
+    cells = pd.read_csv(folder / "review_queue.csv", dtype=str, keep_default_na=False)
+    for column in text_columns:
+        assert not cells[column].str.startswith(FORMULA_TRIGGERS).any(), column
     for name, entry in manifest["outputs"].items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == entry["sha256"]
 
@@ -217,3 +223,67 @@ def test_the_consensus_fits_on_the_votes_of_earlier_versions_only(feed: Path) ->
     before = digests(curated / DAYS[1])
     run_day(run(DAYS[1]))
     assert digests(curated / DAYS[1]) == before
+
+
+def _empty_partition(root: Path, day: str) -> Path:
+    folder = root / "landing" / "demo_reviews" / day
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    (folder / "export-01.jsonl").write_text("\n\n")
+    return folder
+
+
+def test_an_empty_partition_fails_naming_its_files(feed: Path) -> None:
+    _empty_partition(feed, DAYS[0])
+    with pytest.raises(EmptyPartitionError, match=r"export-01\.jsonl \(2 bytes, no data row\)"):
+        run_day(day_run(feed, DAYS[0]))
+    assert Ledger(feed, "demo_reviews", DAYS[0]).get(DAYS[0]) is None
+
+
+def test_an_empty_day_the_contract_allows_settles_as_skipped_and_publishes_nothing(
+    feed: Path,
+) -> None:
+    _empty_partition(feed, DAYS[1])
+    contract = shipped_contract("demo_reviews", DAYS[0])
+    allowing = contract.model_copy(
+        update={"landing": contract.landing.model_copy(update={"on_empty": "skip"})}
+    )
+    run_day(day_run(feed, DAYS[0]))
+    result = run_day(DayRun(contract=allowing, day=DAYS[1], root=feed, run_id="test-empty"))
+    assert result["state"] == "skipped"
+    assert "export-01.jsonl (2 bytes, no data row)" in result["reason"]
+    assert not (feed / "curated" / "demo_reviews" / DAYS[1]).exists()
+    record = Ledger(feed, "demo_reviews", DAYS[0]).get(DAYS[1])
+    assert record is not None and record.status == Settlement.SKIPPED
+    assert record.reason.startswith("empty partition: partition folder")
+    # The next day settles after it, on the history of the first day alone.
+    manifest = run_day(day_run(feed, DAYS[2]))
+    assert [v["version"] for v in manifest["history"]["versions"]] == DAYS[:2]
+
+
+def test_a_hostile_partition_runs_the_night_with_every_row_accounted(feed: Path) -> None:
+    folder = feed / "landing" / "demo_reviews" / DAYS[0]
+    outside = feed / "elsewhere.jsonl"
+    outside.write_text(next(folder.glob("export-*.jsonl")).read_text())
+    (folder / "export-99.jsonl").symlink_to(outside)
+    (folder / "nested").mkdir()
+    (folder / "nested" / "export-50.jsonl").write_text('{"text": "never read"}\n')
+    first = sorted(folder.glob("export-0*.jsonl"))[0]
+    lines = first.read_text().splitlines()
+    first.write_text("\n".join([*lines, lines[0].replace('"text": "', '"text": "\\u0000')]) + "\n")
+    manifest = run_day(day_run(feed, DAYS[0]))
+    assert manifest["conservation"]["holds"]
+    inputs = {entry["name"]: entry for entry in manifest["inputs"]}
+    assert inputs["export-99.jsonl"]["status"] == "refused"
+    assert inputs["export-99.jsonl"]["refused"].startswith("outside_landing: a symlink to ")
+    assert inputs["nested"]["status"] == "skipped"
+    assert manifest["counts"]["quarantined"]["by_reason"]["outside_landing"] == 1
+    assert manifest["counts"]["quarantined"]["by_reason"]["text: control characters"] == 1
+    assert manifest["counts"]["quarantined"]["by_kind"]["landing"] == 1
+    assert set(manifest["hygiene"]) == {
+        "control_stripped",
+        "bidi_stripped",
+        "invisible_stripped",
+        "normalized",
+    }

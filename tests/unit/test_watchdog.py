@@ -100,3 +100,41 @@ def test_history_check_names_the_stale_day_and_the_way_out(tmp_path: Path) -> No
     assert not result.ok
     assert "2026-11-02: stale: 2026-11-01 was republished" in result.message
     assert "make reconcile DATASET=sms_spam" in result.message
+
+
+def test_an_empty_day_settled_as_skipped_is_not_late_and_says_why(tmp_path: Path) -> None:
+    publish(tmp_path, "2026-11-27")
+    ledger = Ledger(tmp_path, "sms_spam", CONTRACT.start_date)
+    ledger.skip("2026-11-28", "empty partition: a.csv (empty)", run_id="scheduled__x")
+    result = freshness(tmp_path, CONTRACT, NOW)
+    assert result.ok
+    assert result.message == (
+        "sms_spam: 2026-11-28 settled as skipped: empty partition: a.csv (empty)"
+    )
+
+
+def test_a_failed_run_of_the_expected_day_is_named_in_the_freshness_message(
+    tmp_path: Path,
+) -> None:
+    publish(tmp_path, "2026-11-27")
+    error = "sms_spam 2026-11-28 ingest: partition folder x has no data row: a.csv (empty)"
+    for day, task in (("2026-11-27", "dedup"), ("2026-11-28", "ingest")):
+        record_final_failure(
+            tmp_path,
+            FinalFailure(
+                dag_id=CONTRACT.dag_id,
+                task_id=task,
+                run_id=f"scheduled__{day}",
+                try_number=1,
+                max_tries=3,
+                failed_at="2026-11-29T01:00:00+00:00",
+                error=error if day == "2026-11-28" else "another day's failure",
+                day=day,
+            ),
+        )
+    result = freshness(tmp_path, CONTRACT, NOW)
+    assert not result.ok
+    assert result.message == (
+        "sms_spam: no curated version for 2026-11-28; the newest is 2026-11-27, 1 day late; "
+        f"its run failed at ingest: {error}"
+    )

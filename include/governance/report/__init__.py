@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from governance.errors import InvalidInputError
-from governance.manifest import InputFile, OutputFile, VersionManifest
+from governance.manifest import InputFile, OutputFile, TextHygiene, VersionManifest
 from governance.report import audit_sections as report_audit
 from governance.report import data_sections as report_data
 from governance.report.html import (
@@ -95,8 +95,31 @@ def _label_mapping(mapping: Mapping[str, Any]) -> list[Html]:
 
 
 def _input_row(file: InputFile) -> dict[str, Any]:
-    """A file read, its columns in the order published reports show them."""
-    return {"bytes": file.bytes, "name": file.name, "records": file.records, "sha256": file.sha256}
+    """An entry of the partition (read, refused or skipped), its columns in the order
+    published reports show them."""
+    encoding = file.encoding
+    if encoding and file.encoding_confidence is not None:
+        encoding = f"{encoding} ({file.encoding_confidence:.2f}, {file.encoding_method})"
+    return {
+        "name": file.name,
+        "status": file.status,
+        "records": file.records,
+        "bytes": file.bytes,
+        "encoding": encoding,
+        "compression": file.compression,
+        "why": file.refused or file.skipped,
+        "sha256": file.sha256,
+    }
+
+
+def _hygiene(hygiene: TextHygiene | None) -> list[Html]:
+    """Values the text hygiene cleaned; the ones it quarantined are under Quarantine."""
+    if hygiene is None:
+        return []
+    return [
+        heading("Text hygiene (values cleaned)"),
+        records(hygiene.model_dump(), "cleaning", "values"),
+    ]
 
 
 def _output_row(file: OutputFile) -> dict[str, Any]:
@@ -118,6 +141,7 @@ def _inputs(data: ReportInput) -> Html:
     parts = [
         heading("Input files"),
         records([_input_row(file) for file in m.inputs]),
+        *_hygiene(m.hygiene),
         *_label_mapping(m.label_mapping),
         heading("Warnings"),
         Html(f"<ul>{items}</ul>") if m.warnings else para("none", "note"),

@@ -25,6 +25,7 @@ from governance import frames as F
 from governance.contracts import PROJECT_ROOT, data_root
 from governance.hashing import sha256_file
 from governance.publish import MANIFEST
+from governance.tables import spreadsheet_safe_csv
 from governance.tracking import (
     DIGEST_CHARS,
     GOVERNANCE_ARTIFACTS,
@@ -172,7 +173,7 @@ def _log_review_queue(client: MlflowClient, run_id: str, queue_path: Path, folde
     queue = pd.read_parquet(queue_path)
     if "rank" in queue.columns:
         queue = queue.sort_values("rank", kind="stable")
-    top = queue.head(REVIEW_QUEUE_TOP).to_csv(index=False)
+    top = spreadsheet_safe_csv(queue.head(REVIEW_QUEUE_TOP))
     client.log_text(run_id, top, f"{folder}/review_queue_top{REVIEW_QUEUE_TOP}.csv")
     client.log_dict(run_id, review_queue_summary(queue), f"{folder}/review_queue_summary.json")
 
