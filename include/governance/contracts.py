@@ -166,7 +166,8 @@ class TextSpec(_Strict):
     control_characters: Literal["quarantine", "strip"] = "quarantine"
     # Bidirectional embeddings, overrides and isolates (Trojan-source) in any column.
     bidi_controls: Literal["quarantine", "strip"] = "quarantine"
-    # Zero-width spaces and joiners, word joiner, BOM inside the text.
+    # Zero-width space, word joiner, invisible operators, BOM inside the text (the zero-width
+    # joiners that emoji and Persian need stay).
     invisible_characters: Literal["keep", "strip"] = "strip"
     normalization: Literal["NFC", "NFKC", "none"] = "NFC"
 

@@ -42,7 +42,7 @@ class IngestResult:
     annotations: pd.DataFrame  # frames.ANNOTATION_COLUMNS (empty for single-label contracts)
     quarantine: pd.DataFrame  # frames.QUARANTINE_COLUMNS, stage "parse" or "validate"
     rows_in: int  # records read from all files (header excluded)
-    files: list[dict]  # per file: name, sha256, bytes, records
+    files: list[dict]  # per entry of the partition (manifest.InputFile): read, refused, skipped
     label_mapping: dict  # LabelCanon.report() over every parsed record
     warnings: list[str]
     hygiene: HygieneCounts
@@ -258,13 +258,12 @@ def read_partition(contract: Contract, partition_dir: Path) -> IngestResult:
     with _cyclic_gc_paused():
         parsed = [refused_entry(entry) for entry in partition.refused]
         parsed += [read_file(contract, file) for file in partition.files]
-    parsed.sort(key=lambda part: part.name)
-    if not any(part.records for part in parsed):
-        raise EmptyPartitionError(
-            f"partition folder {partition_dir} has no data row: "
-            + ", ".join(f"{part.name} ({_emptiness(part)})" for part in parsed)
-        )
-    with _cyclic_gc_paused():
+        parsed.sort(key=lambda part: part.name)
+        if not any(part.records for part in parsed):
+            raise EmptyPartitionError(
+                f"partition folder {partition_dir} has no data row: "
+                + ", ".join(f"{part.name} ({_emptiness(part)})" for part in parsed)
+            )
         return _ingest(contract, parsed, partition)
 
 
@@ -297,10 +296,7 @@ def _ingest(contract: Contract, parsed: list[ParsedFile], partition: Partition) 
         quarantine=quarantine_frame(quarantine),
         rows_in=sum(part.records for part in parsed),
         files=[part.described() for part in parsed]
-        + [
-            {"name": e.name, "records": 0, "status": "skipped", "skipped": e.why}
-            for e in partition.skipped
-        ],
+        + [entry.described() for entry in partition.skipped],
         label_mapping=canon.report(),
         warnings=[warning for part in parsed for warning in part.warnings],
         hygiene=cleaned,

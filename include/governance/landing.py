@@ -82,6 +82,10 @@ class SkippedEntry:
     name: str
     why: str
 
+    def described(self) -> dict[str, str | int]:
+        """The entry as the manifest's ``inputs`` list records it."""
+        return {"name": self.name, "records": 0, "status": "skipped", "skipped": self.why}
+
 
 @dataclass(frozen=True)
 class Partition:
@@ -123,7 +127,8 @@ def _confined(folder: Path, entry: os.DirEntry[str]) -> tuple[Path | None, str]:
     real = Path(os.path.realpath(entry.path))
     if real.parent != folder and folder not in real.parents:
         target = os.readlink(entry.path) if entry.is_symlink() else str(real)
-        return None, f"a symlink to {target} ({real}), which leaves the landing folder {folder}"
+        resolved = "" if target == str(real) else f" (resolving to {real})"
+        return None, f"a symlink to {target}{resolved}, which leaves the landing folder {folder}"
     try:
         mode = os.stat(real, follow_symlinks=False).st_mode
     except FileNotFoundError:
@@ -241,6 +246,10 @@ class Opened:
     size: int
     stream: BinaryIO
     head: bytes
+
+    @property
+    def head_is_whole(self) -> bool:
+        return len(self.head) < HEAD_BYTES
 
 
 def _sniffed(head: bytes) -> str | None:

@@ -198,8 +198,9 @@ def settle_empty_day(run: DayRun, error: EmptyPartitionError) -> DaySkipped:
     """An empty partition the contract allows (``landing.on_empty: skip``): the day settles as
     skipped with the reason (a dry run settles nothing), and the run stops publishing nothing."""
     reason = f"empty partition: {error}"
-    if not run.dry_run:
-        run.ledger.skip(run.day, reason, run_id=run.run_id)
+    if run.dry_run:
+        return DaySkipped(f"{run.name} {run.day} would settle as skipped (dry run): {reason}")
+    run.ledger.skip(run.day, reason, run_id=run.run_id)
     return DaySkipped(f"{run.name} {run.day} settled as skipped: {reason}")
 
 

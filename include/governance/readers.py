@@ -113,7 +113,8 @@ def read_file(contract: Contract, file: landing.LandingFile) -> ParsedFile:
         with landing.opened(contract, file) as source:
             parsed.sha256, parsed.size = source.sha256, source.size
             if contract.source.format != "parquet":
-                parsed.encoding = encodings.detect(source.head, contract.source, file.name)
+                whole = source.head_is_whole
+                parsed.encoding = encodings.detect(source.head, contract.source, whole)
             _READERS[contract.source.format](contract, source.stream, parsed)
     except landing.Unreadable as exc:
         parsed.sha256 = parsed.sha256 or exc.sha256
@@ -224,16 +225,14 @@ def _unreadable(check: str, message: str) -> Reason:
     return Reason(ReasonKind.PARSE, check, message=message)
 
 
-def _header_names(
-    lines: _LineReader, contract: Contract, encoding: str
-) -> tuple[list[str], Reason | None]:
+def _header_names(lines: _LineReader, contract: Contract) -> tuple[list[str], Reason | None]:
     """Column names from the first line, or the reason it cannot be used; EOFError when empty."""
     chunk = lines.read_line(reject=False)
     if chunk is None:
         limit = contract.source.max_line_bytes
         return [], _unreadable("unreadable_header", f"longer than {limit} bytes")
     try:
-        text = chunk.decode(encoding)
+        text = chunk.decode(lines.encoding)
         names = next(csv.reader([text], **_dialect(contract)), [])
     except (UnicodeDecodeError, csv.Error) as exc:
         return [], _unreadable("unreadable_header", str(exc))
@@ -257,7 +256,7 @@ def _read_delimited(contract: Contract, handle: BinaryIO, parsed: ParsedFile) ->
         lines = _LineReader(handle, contract, parsed)
         if contract.source.header:
             try:
-                names, refusal = _header_names(lines, contract, lines.encoding)
+                names, refusal = _header_names(lines, contract)
             except EOFError:
                 return
         else:

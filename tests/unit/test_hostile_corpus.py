@@ -397,11 +397,28 @@ CASES = [
         "a UTF-8 file with one broken line stays UTF-8",
         files={
             "a.csv": (HEADER + "good,cr\u00e8me\nbad,na\u00efve\ngood,\u00fcber\n").encode()
-            + b"bad,broken \xff\xfe line\n"
+            + b"bad,broken \xff\xfe line\ngood,ascii\n"
         },
         contract={"source": {"encoding": "auto"}},
         reasons={"decode_error": 1},
-        items=["cr\u00e8me", "na\u00efve", "\u00fcber"],
+        items=["cr\u00e8me", "na\u00efve", "\u00fcber", "ascii"],
+    ),
+    Case(
+        "an ASCII file with one line of binary garbage under auto loses that line alone",
+        files={
+            "a.csv": (HEADER + "".join(f"good,plain review {n}\n" for n in range(9))).encode()
+            + b"\xc3\x28\x00\x9c\xff\xfe garbage \x81\x07\n"
+        },
+        reasons={"decode_error": 1},
+        items=[f"plain review {n}" for n in range(9)],
+        check=lambda result: _encodings(result, {"a.csv": "utf-8"}),
+    ),
+    Case(
+        "ASCII under a contract that allows only cp1252",
+        files={"a.csv": HEADER + ROWS},
+        contract={"source": {"allowed_encodings": ["cp1252"]}},
+        items=WANT,
+        check=lambda result: _encodings(result, {"a.csv": "cp1252"}),
     ),
     Case(
         "cp1252 when only UTF-8 is allowed",
