@@ -130,7 +130,8 @@ def detect(head: bytes, spec: SourceSpec, whole: bool = True) -> Encoding:
         return legacy
     if allows_utf8 and lines.share >= spec.min_encoding_confidence:
         return Encoding(UTF8, lines.share, "UTF-8 with undecodable lines")
-    check = ENCODING_UNCERTAIN if len(spec.allowed_encodings) > 1 else ENCODING_NOT_ALLOWED
+    legacy_allowed = any(codec_name(e) != UTF8 for e in spec.allowed_encodings)
+    check = ENCODING_UNCERTAIN if legacy_allowed else ENCODING_NOT_ALLOWED
     raise Unreadable(
         refusal(
             check,

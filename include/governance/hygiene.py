@@ -10,12 +10,12 @@ counted for the manifest, so no value is altered silently.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Literal
 
 import pandas as pd
 
 from governance.contracts import Contract
+from governance.manifest import TextHygiene
 
 # C0 controls but tab, line feed and carriage return (text may hold them), DEL and C1 controls.
 # ASCII controls as escapes, the rest literally: one spelling for Python's re and Arrow's RE2.
@@ -29,19 +29,6 @@ INVISIBLE_CHARACTERS = "[\u200b\u2060-\u2064\ufeff\u180e]"
 
 CONTROL_CHECK = "control characters"
 BIDI_CHECK = "bidi controls"
-
-
-@dataclass(frozen=True)
-class HygieneCounts:
-    """Values changed by each cleaning (a value cleaned twice counts under both)."""
-
-    control_stripped: int = 0
-    bidi_stripped: int = 0
-    invisible_stripped: int = 0
-    normalized: int = 0
-
-    def record(self) -> dict[str, int]:
-        return asdict(self)
 
 
 def _stripped(values: pd.Series, pattern: str) -> tuple[pd.Series, int]:
@@ -67,7 +54,7 @@ def _normalized(values: pd.Series, form: Literal["NFC", "NFKC"]) -> tuple[pd.Ser
     return cleaned, int(sum(changed))
 
 
-def clean(contract: Contract, records: pd.DataFrame) -> tuple[pd.DataFrame, HygieneCounts]:
+def clean(contract: Contract, records: pd.DataFrame) -> tuple[pd.DataFrame, TextHygiene]:
     """The records with what the contract strips removed and the text normalised; checks that
     quarantine (control and bidi characters by default) are validate's, on the result."""
     spec = contract.text
@@ -91,4 +78,4 @@ def clean(contract: Contract, records: pd.DataFrame) -> tuple[pd.DataFrame, Hygi
     if spec.normalization != "none":
         text, normalized = _normalized(text, spec.normalization)
     records[spec.column] = text
-    return records, HygieneCounts(invisible_stripped=invisible, normalized=normalized, **counts)
+    return records, TextHygiene(invisible_stripped=invisible, normalized=normalized, **counts)

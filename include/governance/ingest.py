@@ -22,9 +22,9 @@ from governance import frames, hygiene
 from governance.audit.aggregators import Votes, plurality
 from governance.contracts import AnnotatorSpec, Contract
 from governance.errors import EmptyPartitionError, InvalidInputError
-from governance.hygiene import HygieneCounts
 from governance.labels import LabelCanon
 from governance.landing import Partition, scan_partition
+from governance.manifest import TextHygiene
 from governance.readers import ParsedFile, read_file, refused_entry
 from governance.reasons import Reason, ReasonKind, causes_column
 from governance.tables import annotations_frame, items_frame, quarantine_frame, str_series
@@ -45,7 +45,7 @@ class IngestResult:
     files: list[dict]  # per entry of the partition (manifest.InputFile): read, refused, skipped
     label_mapping: dict  # LabelCanon.report() over every parsed record
     warnings: list[str]
-    hygiene: HygieneCounts
+    hygiene: TextHygiene
 
 
 @dataclass

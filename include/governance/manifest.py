@@ -155,7 +155,8 @@ class InputFile(_Section):
 
 
 class TextHygiene(_Section):
-    """Values the contract's text hygiene cleaned (quarantined ones are counted by reason)."""
+    """Values the contract's text hygiene cleaned (quarantined ones are counted by reason; a
+    value cleaned twice counts under both)."""
 
     control_stripped: int = Field(ge=0)
     bidi_stripped: int = Field(ge=0)

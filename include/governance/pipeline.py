@@ -222,7 +222,7 @@ def stage_ingest(run: DayRun) -> dict[str, Any]:
         "files": result.files,
         "label_mapping": result.label_mapping,
         "warnings": result.warnings,
-        "hygiene": result.hygiene.record(),
+        "hygiene": result.hygiene.model_dump(),
     }
     save_summary(run, "ingest", summary)
     return summary

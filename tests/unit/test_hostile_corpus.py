@@ -537,7 +537,7 @@ CASES = [
 
 
 def _hygiene(result: IngestResult, **expected: int) -> None:
-    counts = result.hygiene.record()
+    counts = result.hygiene.model_dump()
     assert {key: counts[key] for key in expected} == expected
     assert sum(counts.values()) == sum(expected.values())
 
