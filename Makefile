@@ -132,6 +132,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_privacy.py
 	$(BIN)/python bench/bench_near_dedup.py
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_audit.py

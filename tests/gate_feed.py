@@ -6,7 +6,8 @@ Known answers, by construction (thresholds from include/contracts/demo_reviews.y
 - agreement: 140 of 200 items carry three coin-flip votes -> alpha far below 0.5;
 - label errors: those coin-flip majorities contradict the text about half the time -> > 8%;
 - class balance: no negative item at all (the previous day had ~30%) -> drift > 15%, and
-  0 negative items per split < 5.
+  0 negative items per split < 5;
+- personal data: the 140 noisy items end with an e-mail address -> 70% of items > 5%.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ EXPECTED_FAILURES = {
     "max_suspected_error_rate",
     "min_rows_per_class_per_split",
     "max_class_drift",
+    "max_pii_rate",
 }
 
 
@@ -63,9 +65,8 @@ def write_failing_day(landing: Path, day: str, seed: int = 3) -> int:
                 )
         else:
             votes = [rng.choice(["positive", "neutral"]) for _ in range(3)]
-            lines += _vote_lines(
-                f"bad-{stamp}-{number:03d}", review.text, review.product, votes, rng
-            )
+            text = f"{review.text} Mail me at buyer{number}@example.org"
+            lines += _vote_lines(f"bad-{stamp}-{number:03d}", text, review.product, votes, rng)
     lines += ["{not json" for _ in range(GARBAGE_LINES)]
     rng.shuffle(lines)
     (folder / "export-001.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -8,6 +8,7 @@ pandas: the DAG factory loads contracts while the dag-processor parses DAG files
 from __future__ import annotations
 
 import codecs
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -172,6 +173,85 @@ class TextSpec(_Strict):
     normalization: Literal["NFC", "NFKC", "none"] = "NFC"
 
 
+PiiAction = Literal["off", "report", "mask", "quarantine"]
+BUILT_IN_ENTITIES = ("email", "phone", "credit_card", "iban", "ip_address", "secret")
+
+
+class NationalIdSpec(_Strict):
+    """A national identifier to look for: where it is (a pattern) and, ideally, the
+    python-stdnum module whose check digits confirm it (``us.ssn``, ``nl.bsn``, ``fr.nir``...)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    pattern: str
+    validator: str | None = None
+    action: PiiAction = "mask"
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise InvalidInputError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @field_validator("validator")
+    @classmethod
+    def _validator_exists(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            found = importlib.util.find_spec(f"stdnum.{value}")
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            raise InvalidInputError(f"python-stdnum has no module {value!r}")
+        return value
+
+
+class PrivacySpec(_Strict):
+    """Personal data and secrets in the text (governance.privacy): per entity, ``report``
+    (counted only), ``mask`` (replaced by ``<ENTITY>`` in what dedup, split, training and every
+    published table see), ``quarantine`` (the item is quarantined, its preview masked) or
+    ``off``. The default reports everything and changes nothing."""
+
+    email: PiiAction = "report"
+    phone: PiiAction = "report"
+    credit_card: PiiAction = "report"
+    iban: PiiAction = "report"
+    ip_address: PiiAction = "report"
+    secret: PiiAction = "report"
+    national_ids: list[NationalIdSpec] = Field(default_factory=list)
+    # Regions whose national phone formats are read (a number written +CC is read anyway).
+    phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB", "DE", "FR", "IN"])
+    # A token that no known key format names is a secret from this many characters on, when
+    # random enough: bits per character of its own characters (a random base62 token of 32
+    # characters has 4.2 or more 99 times in 100; English words squashed together have less).
+    min_secret_length: int = Field(default=32, ge=12)
+    min_secret_entropy: float = Field(default=4.2, gt=0.0, le=8.0)
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> PrivacySpec:
+        names = [ident.name for ident in self.national_ids]
+        clash = sorted({n for n in names if names.count(n) > 1 or n in BUILT_IN_ENTITIES})
+        if clash:
+            raise InvalidInputError(f"national_ids: names {clash} repeat or shadow a built-in")
+        return self
+
+    def policy(self) -> dict[str, str]:
+        """Every entity looked for and its action."""
+        names = [*BUILT_IN_ENTITIES, *(ident.name for ident in self.national_ids)]
+        return {name: action for name in names if (action := self.action(name))}
+
+    def action(self, entity: str) -> str | None:
+        """What happens to ``entity``; None when it is not looked for."""
+        if entity in BUILT_IN_ENTITIES:
+            chosen = str(getattr(self, entity))
+        else:
+            chosen = next((i.action for i in self.national_ids if i.name == entity), "off")
+        return None if chosen == "off" else chosen
+
+
 class IdSpec(_Strict):
     """An id column, or none: then the id is derived from the content and its provenance."""
 
@@ -242,6 +322,9 @@ class GateSpec(_Strict):
     max_class_drift: float = Field(
         default=0.2, ge=0.0, le=1.0, title="Max change of a class share vs the previous version"
     )
+    max_pii_rate: float = Field(
+        default=1.0, ge=0.0, le=1.0, title="Max share of items holding personal data or secrets"
+    )
 
 
 class AuditSpec(_Strict):
@@ -300,6 +383,7 @@ class Contract(_Strict):
     labels: LabelSpec
     annotators: AnnotatorSpec | None = None
     checks: list[ColumnCheck] = Field(default_factory=list)
+    privacy: PrivacySpec = Field(default_factory=PrivacySpec)
     dedup: DedupSpec = Field(default_factory=DedupSpec)
     split: SplitSpec = Field(default_factory=SplitSpec)
     landing: LandingSpec = Field(default_factory=LandingSpec)

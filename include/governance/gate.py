@@ -19,6 +19,7 @@ from governance.manifest import (
     AuditFigures,
     Conservation,
     GateDecision,
+    PrivacyFigures,
     SplitCounts,
     VersionFacts,
 )
@@ -31,6 +32,7 @@ class GateFacts:
     conservation: Conservation
     splits: Mapping[str, SplitCounts]
     audit: AuditFigures
+    privacy: PrivacyFigures | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,27 @@ def gate_checks(
             "<=",
             detail=f"against {drift.previous_version}" if drift.previous_version else "",
         ),
+        pii_check(facts.privacy, spec),
     ]
+
+
+def pii_check(privacy: PrivacyFigures | None, spec: GateSpec) -> Check:
+    """Items holding personal data or secrets, whatever the contract does with them: a night
+    that suddenly holds many is a leak upstream even when every value is masked."""
+    return Check(
+        "max_pii_rate",
+        "share of items holding personal data or secrets",
+        privacy.pii_rate if privacy else None,
+        spec.max_pii_rate,
+        "<=",
+        detail=_entities(privacy),
+    )
+
+
+def _entities(privacy: PrivacyFigures | None) -> str:
+    if not privacy or not privacy.entities:
+        return ""
+    return ", ".join(f"{count} {entity}" for entity, count in privacy.entities.items())
 
 
 def decide(checks: list[Check], dataset: str, version: str) -> GateDecision:
@@ -176,6 +198,6 @@ def decide(checks: list[Check], dataset: str, version: str) -> GateDecision:
 
 def evaluate_gate(facts: VersionFacts, contract: Contract) -> GateDecision:
     """The contract's gate applied to a version's figures."""
-    figures = GateFacts(facts.conservation, facts.counts.splits, facts.audit)
+    figures = GateFacts(facts.conservation, facts.counts.splits, facts.audit, facts.privacy)
     checks = gate_checks(figures, contract.gate, contract.labels.classes, contract.split.fractions)
     return decide(checks, contract.name, facts.version)

@@ -164,6 +164,22 @@ class TextHygiene(_Section):
     normalized: int = Field(ge=0)
 
 
+class PrivacyFigures(_Section):
+    """What the privacy scan found in the items' text, counted by entity and by the action the
+    contract took (never a value); ``quarantine_previews`` counts what it masked in the ingest
+    quarantine's previews of rejected records."""
+
+    items: int = Field(ge=0)
+    items_with_pii: int = Field(ge=0)
+    pii_rate: float = Field(ge=0.0, le=1.0)
+    entities: dict[str, int]
+    actions: dict[str, int]
+    quarantined_items: int = Field(ge=0)
+    quarantined: int = Field(ge=0)
+    quarantine_previews: dict[str, int]
+    policy: dict[str, str]
+
+
 class OutputFile(_Section):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
@@ -297,6 +313,7 @@ class VersionFacts(_Section):
     thresholds: dict[str, float | int]
     inputs: list[InputFile]
     hygiene: TextHygiene | None = None  # None: written before text hygiene was counted
+    privacy: PrivacyFigures | None = None  # None: written before the privacy scan existed
     audit: AuditFigures
     history: HistoryRead
 

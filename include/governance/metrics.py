@@ -39,6 +39,8 @@ METRIC_NAMES = (
     "<dataset>.alpha",
     "<dataset>.suspected_errors",
     "<dataset>.suspected_error_rate",
+    "<dataset>.pii_items",
+    "<dataset>.pii_rate",
     "<dataset>.gate.passed",
     "<dataset>.gate.failed_checks",
     "<dataset>.train.val_macro_f1",
@@ -86,6 +88,9 @@ def governance_figures(manifest: VersionManifest) -> dict[str, float]:
         figures["suspected_errors"] = audit.label_errors.suspected
         if audit.label_errors.rate is not None:
             figures["suspected_error_rate"] = audit.label_errors.rate
+    if manifest.privacy:
+        figures["pii_items"] = manifest.privacy.items_with_pii
+        figures["pii_rate"] = manifest.privacy.pii_rate
     figures["gate.passed"] = 1 if gate.status == "passed" else 0
     figures["gate.failed_checks"] = len(gate.failed)
     return {f"{slug(manifest.dataset)}.{name}": float(value) for name, value in figures.items()}

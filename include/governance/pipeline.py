@@ -25,8 +25,10 @@ from governance.history import Ledger, Settlement, history_digest
 from governance.ingest import read_partition
 from governance.layout import DatasetLayout
 from governance.manifest import read_version_manifest
+from governance.privacy import masked_column
+from governance.privacy import scan as scan_pii
 from governance.publish import MANIFEST
-from governance.reasons import Reason
+from governance.reasons import Reason, ReasonKind
 from governance.split import assign_splits, split_sizes
 from governance.stages import STAGES, Stage, stage_named
 from governance.tables import write_parquet
@@ -101,8 +103,27 @@ def save_table(run: DayRun, name: str, frame: pd.DataFrame) -> None:
     write_parquet(frame, run.work(f"{name}.parquet"))
 
 
-def load_table(run: DayRun, name: str) -> pd.DataFrame:
-    return pd.read_parquet(run.work(f"{name}.parquet"))
+def table_file(run: DayRun, name: str, before: str | None = None) -> Path:
+    """Where work table ``name`` is, as the stages before ``before`` (all stages when None)
+    left it: the latest revision of it, else the table as written."""
+    stages = run.stages
+    if before is not None:
+        stages = stages[: stages.index(stage_named(before, stages))]
+    for stage in reversed(stages):
+        if name in stage.revises:
+            return run.work(f"{name}@{stage.name}.parquet")
+    return run.work(f"{name}.parquet")
+
+
+def load_table(run: DayRun, name: str, before: str | None = None) -> pd.DataFrame:
+    return pd.read_parquet(table_file(run, name, before))
+
+
+def save_revision(run: DayRun, stage: str, name: str, frame: pd.DataFrame) -> None:
+    """``stage``'s revision of an earlier work table (one its ``revises`` declares)."""
+    if name not in stage_named(stage, run.stages).revises:
+        raise LookupError(f"stage {stage!r} does not declare that it revises {name!r}")
+    write_parquet(frame, run.work(f"{name}@{stage}.parquet"))
 
 
 def save_summary(run: DayRun, name: str, payload: dict[str, Any]) -> None:
@@ -115,10 +136,10 @@ def load_summary(run: DayRun, name: str) -> dict[str, Any]:
 
 def kept_items(run: DayRun, stage: str) -> pd.DataFrame:
     """The day's items less those that the stages before ``stage`` quarantined as whole items."""
-    items = load_table(run, "items")
+    items = load_table(run, "items", before=stage)
     position = run.stages.index(stage_named(stage, run.stages))
     dropped = [
-        load_table(run, earlier.quarantine)[F.ITEM_ID]
+        load_table(run, earlier.quarantine, before=stage)[F.ITEM_ID]
         for earlier in run.stages[:position]
         if earlier.quarantine and earlier.quarantines_items
     ]
@@ -225,6 +246,44 @@ def stage_ingest(run: DayRun) -> dict[str, Any]:
         "hygiene": result.hygiene.model_dump(),
     }
     save_summary(run, "ingest", summary)
+    return summary
+
+
+def stage_privacy(run: DayRun) -> dict[str, Any]:
+    """Personal data and secrets: every item's text and every ingest quarantine preview are
+    scanned; masked values are replaced for every later stage and table, items holding an
+    entity the contract quarantines are quarantined (their preview masked), and only counts and
+    spans are kept of what was found."""
+    spec = run.contract.privacy
+    items = kept_items(run, "privacy")
+    found = scan_pii(items[F.TEXT], spec)
+    items[F.TEXT] = masked_column(items[F.TEXT], found)
+    save_revision(run, "privacy", "items", items)
+    held = found.quarantined_rows()
+    column = run.contract.text.column
+    reasons = [
+        [
+            Reason(ReasonKind.PRIVACY, f"holds {entity}", column, f"privacy.{entity}: quarantine")
+            for entity in held.get(row, [])
+        ]
+        for row in range(len(items))
+    ]
+    summary = quarantine_items(run, "privacy", items, reasons)
+    save_table(run, "pii_findings", found.table(items[F.ITEM_ID].tolist()))
+    rejected = load_table(run, "quarantine_ingest", before="privacy")
+    in_previews = scan_pii(rejected[F.RAW], spec)
+    rejected[F.RAW] = masked_column(rejected[F.RAW], in_previews)
+    save_revision(run, "privacy", "quarantine_ingest", rejected)
+    summary = {
+        **summary,
+        "items_with_pii": found.rows_with_findings,
+        "pii_rate": found.rows_with_findings / len(items) if len(items) else 0.0,
+        "entities": found.counts(),
+        "actions": found.counts_by_action(),
+        "quarantine_previews": in_previews.counts(),
+        "policy": spec.policy(),
+    }
+    save_summary(run, "privacy", summary)
     return summary
 
 

@@ -28,6 +28,7 @@ class ReasonKind(StrEnum):
     CONFLICT = "conflict"  # copies of one item disagree: text under one id, labels in a cluster
     LEAKAGE = "leakage"  # keeping the item would join published splits
     POLICY = "policy"  # a contract policy of a later stage refused the item
+    PRIVACY = "privacy"  # the item holds personal data or a secret the contract quarantines
 
 
 @dataclass(frozen=True)

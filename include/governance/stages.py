@@ -41,6 +41,9 @@ class Stage:
     needs_settled_history: bool = False
     # Writes the version and emits the dataset's Asset event.
     publishes: bool = False
+    # Earlier work tables this stage rewrites (same rows, values changed, as "<table>@<stage>"):
+    # the stages after it read the revision, and a retry of this stage still reads the original.
+    revises: tuple[str, ...] = ()
 
     def resolve(self) -> StageFunction:
         module, _, attribute = self.function.partition(":")
@@ -62,6 +65,17 @@ STAGES: tuple[Stage, ...] = (
         reads=("landing",),
         writes=("items", "annotations", "quarantine_ingest", "ingest"),
         quarantine="quarantine_ingest",
+    ),
+    Stage(
+        name="privacy",
+        task_id="scan_privacy",
+        function="governance.pipeline:stage_privacy",
+        doc="Personal data and secrets in the text: reported, masked or quarantined per entity.",
+        reads=("items", "quarantine_ingest"),
+        writes=("quarantine_privacy", "pii_findings", "privacy"),
+        revises=("items", "quarantine_ingest"),
+        quarantine="quarantine_privacy",
+        quarantines_items=True,
     ),
     Stage(
         name="dedup",

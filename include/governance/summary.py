@@ -70,8 +70,8 @@ def _listed(names: list[str], most: int = 5) -> str:
 
 
 def input_lines(manifest: VersionManifest) -> list[str]:
-    """What the landing folder held beyond files read (refused, skipped) and what the text
-    hygiene cleaned; nothing when all was plain."""
+    """What the landing folder held beyond files read (refused, skipped), what the text
+    hygiene cleaned and the personal data found; nothing when all was plain."""
     names = {
         status: [entry.name for entry in manifest.inputs if entry.status == status]
         for status in ("read", "refused", "skipped")
@@ -86,6 +86,12 @@ def input_lines(manifest: VersionManifest) -> list[str]:
     cleaned = {kind: values for kind, values in hygiene.items() if values}
     if cleaned:
         lines.append(f"  text hygiene   {_counts(cleaned)}")
+    privacy = manifest.privacy
+    if privacy is not None and privacy.entities:
+        lines.append(
+            f"  personal data  {privacy.items_with_pii} items ({privacy.pii_rate:.1%}): "
+            f"{_counts(privacy.entities)}; {privacy.quarantined_items} quarantined"
+        )
     return lines
 
 

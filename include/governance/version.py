@@ -73,6 +73,7 @@ def build_tables(run: DayRun) -> dict[str, pd.DataFrame]:
         quarantine=quarantine,
         duplicates=duplicates,
         conflicts=load_table(run, "conflicts"),
+        pii_findings=load_table(run, "pii_findings"),
         annotations=annotations,
         index=index,
     )
@@ -141,6 +142,7 @@ def build_manifest(run: DayRun, tables: dict[str, pd.DataFrame]) -> VersionManif
         },
         "inputs": ingest["files"],
         "hygiene": ingest["hygiene"],
+        "privacy": load_summary(run, "privacy"),
         "audit": load_summary(run, "audit"),
         "history": load_summary(run, "history"),
     }

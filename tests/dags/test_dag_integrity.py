@@ -92,7 +92,13 @@ def test_governance_tasks_in_order(dagbag) -> None:
         "wait_for_history",
         *(s.task_id for s in STAGES[first_settled:]),
     ]
-    assert order[:4] == ["wait_for_partition", "ingest_validate", "wait_for_history", "deduplicate"]
+    assert order[:5] == [
+        "wait_for_partition",
+        "ingest_validate",
+        "scan_privacy",
+        "wait_for_history",
+        "deduplicate",
+    ]
     assert len(dag.tasks) == len(order)
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids

@@ -81,6 +81,8 @@ EMITTED_GOVERNANCE_METRICS: dict[str, tuple[str, dict[str, str]]] = {
     "alpha": ("governance_alpha", {}),
     "suspected_errors": ("governance_suspected_errors", {}),
     "suspected_error_rate": ("governance_suspected_error_rate", {}),
+    "pii_items": ("governance_pii_items", {}),
+    "pii_rate": ("governance_pii_rate", {}),
     "gate.passed": ("governance_gate_passed", {}),
     "gate.failed_checks": ("governance_gate_failed_checks", {}),
     "train.val_macro_f1": ("governance_train_val_macro_f1", {}),

@@ -8,7 +8,7 @@ import pytest
 
 from governance.contracts import GateSpec
 from governance.gate import GateFacts, decide, gate_checks
-from governance.manifest import AuditFigures, Conservation, SplitCounts
+from governance.manifest import AuditFigures, Conservation, PrivacyFigures, SplitCounts
 from tests.manifests import manifest_dict
 
 CLASSES = ["pos", "neg"]
@@ -20,6 +20,7 @@ SPEC = GateSpec(
     max_suspected_error_rate=0.05,
     min_rows_per_class_per_split=3,
     max_class_drift=0.1,
+    max_pii_rate=0.05,
 )
 
 
@@ -43,6 +44,17 @@ def healthy_manifest() -> dict:
             label_errors={"rate": 0.02},
             drift={"previous_version": "2026-01-01", "class_balance": {"max_share_change": 0.05}},
         ),
+        "privacy": {
+            "items": 100,
+            "items_with_pii": 2,
+            "pii_rate": 0.02,
+            "entities": {"email": 2, "phone": 1},
+            "actions": {"mask": 3},
+            "quarantined_items": 0,
+            "quarantined": 0,
+            "quarantine_previews": {},
+            "policy": {"email": "mask", "phone": "mask"},
+        },
     }
 
 
@@ -88,6 +100,7 @@ def figures(manifest: dict) -> GateFacts:
         Conservation.model_validate(manifest["conservation"]),
         {s: SplitCounts.model_validate(c) for s, c in manifest["counts"]["splits"].items()},
         AuditFigures.model_validate(manifest["audit"]),
+        PrivacyFigures.model_validate(manifest["privacy"]) if manifest["privacy"] else None,
     )
 
 
@@ -107,6 +120,11 @@ BREAKS = {
     "max_duplicate_rate": (("conservation", "duplicates"), 45, "duplicate share of rows 45.0%"),
     "min_alpha": (("audit", "agreement", "krippendorff_alpha"), 0.31, "alpha 0.31"),
     "max_suspected_error_rate": (("audit", "label_errors", "rate"), 0.2, "rate 20.0%"),
+    "max_pii_rate": (
+        ("privacy", "pii_rate"),
+        0.3,
+        "share of items holding personal data or secrets 30.0% (limit: max 5.0%), 2 email, 1 phone",
+    ),
     "max_class_drift": (
         ("audit", "drift", "class_balance", "max_share_change"),
         0.4,
@@ -146,9 +164,11 @@ def test_an_empty_val_split_is_not_checked_when_the_contract_has_none() -> None:
 def test_checks_that_cannot_apply_are_not_applicable_not_passed() -> None:
     manifest = healthy_manifest()
     manifest["audit"] = audit(agreement=None, label_errors=None, drift=first_version_drift())
+    manifest["privacy"] = None  # a version written before the privacy scan
     decision = run_gate(manifest)
     verdicts = {check["name"]: check["passed"] for check in decision["checks"]}
     assert verdicts["min_alpha"] is None and verdicts["max_class_drift"] is None
+    assert verdicts["max_pii_rate"] is None
     assert verdicts["max_suspected_error_rate"] is None
     assert decision["status"] == "passed" and "3 checks applied" in decision["message"]
 

@@ -44,6 +44,26 @@ def test_every_figure_of_the_manifest_arrives_with_its_value(listener: StatsdLis
     assert got == {f"gov_test.demo_reviews.{k}": float(v) for k, v in expected.items()}
 
 
+def test_the_privacy_figures_are_sent_when_the_manifest_has_them(
+    listener: StatsdListener,
+) -> None:
+    privacy = {
+        "items": 400,
+        "items_with_pii": 12,
+        "pii_rate": 0.03,
+        "entities": {"email": 7, "phone": 5},
+        "actions": {"mask": 12},
+        "quarantined_items": 0,
+        "quarantined": 0,
+        "quarantine_previews": {},
+        "policy": {"email": "mask", "phone": "mask"},
+    }
+    metrics.emit(metrics.governance_figures(sample_manifest(privacy=privacy)))
+    got = listener.gauges()
+    assert got["gov_test.demo_reviews.pii_items"] == 12.0
+    assert got["gov_test.demo_reviews.pii_rate"] == 0.03
+
+
 def test_counters_add_up(listener: StatsdListener) -> None:
     metrics.count("sms_spam.deadline_miss")
     metrics.count("sms_spam.deadline_miss")

@@ -36,7 +36,7 @@ def test_a_misspelt_function_is_refused_by_name() -> None:
 
 
 def test_the_quarantine_tables_are_those_the_table_declares() -> None:
-    assert quarantine_tables() == ["quarantine_ingest", "quarantine_dedup"]
+    assert quarantine_tables() == ["quarantine_ingest", "quarantine_privacy", "quarantine_dedup"]
     with pytest.raises(LookupError):
         stage_named("no_such_stage")
 
@@ -135,7 +135,7 @@ def test_a_retried_stage_quarantines_the_same_rows(feed: Path) -> None:
     first = NO_REFUNDS(run)
     again = NO_REFUNDS(run)
     assert first == again and first["quarantined_items"] > 0
-    assert len(pipeline.kept_items(run, "dedup")) == first["items"] - first["quarantined_items"]
+    assert len(pipeline.kept_items(run, "privacy")) == first["items"] - first["quarantined_items"]
 
 
 def test_the_dag_gets_the_added_stage_as_a_task_in_order() -> None:
@@ -144,4 +144,4 @@ def test_the_dag_gets_the_added_stage_as_a_task_in_order() -> None:
     contract = shipped_contract("demo_reviews", DAY)
     dag = build_governance_dag(contract, WITH_NO_REFUNDS)
     assert dag.get_task("ingest_validate").downstream_task_ids == {"no_refunds"}
-    assert dag.get_task("no_refunds").downstream_task_ids == {"wait_for_history"}
+    assert dag.get_task("no_refunds").downstream_task_ids == {"scan_privacy"}

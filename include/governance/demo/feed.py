@@ -14,7 +14,6 @@ A day depends on the days before it, so regenerate from the same ``start`` to ex
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from governance.demo.text import (
     respell,
     word_set,
 )
-from governance.demo.truth import DayTruth, DefectRates, load_truth, truth_path
+from governance.demo.truth import DayTruth, DefectRates, atomic_write, load_truth, truth_path
 from governance.demo.wide import WideFeedSummary, write_wide_csv
 from governance.errors import InvalidInputError
 
@@ -435,13 +434,6 @@ def _item_truth(truth: DayTruth, items: list[_Item]) -> None:
             truth.hard_negatives.append((item.item_id, item.lookalike_of.item_id))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Readers (the landing sensor, ingestion) never see a half-written file."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
-
-
 def _write_day(day_dir: Path, files: dict[str, list[bytes]]) -> None:
     day_dir.mkdir(parents=True, exist_ok=True)
     (day_dir / READY_MARKER).unlink(missing_ok=True)
@@ -449,8 +441,8 @@ def _write_day(day_dir: Path, files: dict[str, list[bytes]]) -> None:
         if stale.name not in files:
             stale.unlink()
     for name, lines in files.items():
-        _atomic_write(day_dir / name, b"".join(line + b"\n" for line in lines))
-    _atomic_write(day_dir / READY_MARKER, b"")
+        atomic_write(day_dir / name, b"".join(line + b"\n" for line in lines))
+    atomic_write(day_dir / READY_MARKER, b"")
 
 
 def generate_feed(
@@ -484,7 +476,7 @@ def generate_feed(
         _write_day(Path(landing_root) / dataset / day.isoformat(), layout.files)
         path = truth_path(Path(truth_root), dataset, day)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, truth.to_json().encode("utf-8"))
+        atomic_write(path, truth.to_json().encode("utf-8"))
         history.published += [
             item
             for item in items

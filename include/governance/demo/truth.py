@@ -4,6 +4,7 @@ injected defect, one JSON file per day outside the landing area."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from pathlib import Path
@@ -67,6 +68,13 @@ class DayTruth:
             if f.name in raw
         }
         return cls(**values)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Readers (the landing sensor, ingestion) never see a half-written file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
 
 
 def truth_path(truth_root: Path, dataset: str, day: date | str) -> Path:

@@ -16,7 +16,13 @@ from typing import Any
 import pandas as pd
 
 from governance.errors import InvalidInputError
-from governance.manifest import InputFile, OutputFile, TextHygiene, VersionManifest
+from governance.manifest import (
+    InputFile,
+    OutputFile,
+    PrivacyFigures,
+    TextHygiene,
+    VersionManifest,
+)
 from governance.report import audit_sections as report_audit
 from governance.report import data_sections as report_data
 from governance.report.html import (
@@ -122,6 +128,29 @@ def _hygiene(hygiene: TextHygiene | None) -> list[Html]:
     ]
 
 
+def _privacy(privacy: PrivacyFigures | None) -> list[Html]:
+    """What the privacy scan found, by entity and action: counts only, never a value."""
+    if privacy is None:
+        return []
+    rows = [
+        {
+            "action": action,
+            "found in items": privacy.entities.get(entity, 0),
+            "found in quarantine previews": privacy.quarantine_previews.get(entity, 0),
+        }
+        for entity, action in privacy.policy.items()
+    ]
+    summary = (
+        f"{privacy.items_with_pii} of {privacy.items} items ({privacy.pii_rate:.1%}) hold "
+        f"personal data or secrets; {privacy.quarantined_items} quarantined."
+    )
+    return [
+        heading("Personal data and secrets"),
+        para(summary),
+        records(dict(zip(privacy.policy, rows, strict=True)), "entity"),
+    ]
+
+
 def _output_row(file: OutputFile) -> dict[str, Any]:
     """A file written, its columns in the order published reports show them."""
     return {"bytes": file.bytes, "rows": file.rows, "sha256": file.sha256}
@@ -142,6 +171,7 @@ def _inputs(data: ReportInput) -> Html:
         heading("Input files"),
         records([_input_row(file) for file in m.inputs]),
         *_hygiene(m.hygiene),
+        *_privacy(m.privacy),
         *_label_mapping(m.label_mapping),
         heading("Warnings"),
         Html(f"<ul>{items}</ul>") if m.warnings else para("none", "note"),
