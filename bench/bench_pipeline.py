@@ -54,12 +54,14 @@ def main() -> None:
     gen_s = generate(run.landing_dir / "part-000.csv", args.rows, args.seed)
 
     timings: dict[str, float] = {}
+    # the data path: every stage up to the split (the audit, gate and publish come after it)
+    data_stages = [stage.name for stage in STAGES[: STAGES.index(stage_named("split")) + 1]]
     for stage in STAGES:
         started = time.perf_counter()
         result = stage(run)
         timings[stage.name] = time.perf_counter() - started
-    # the data path: every stage up to the split (the audit, gate and publish come after it)
-    data_stages = [stage.name for stage in STAGES[: STAGES.index(stage_named("split")) + 1]]
+        if stage.name == data_stages[-1]:
+            data_path_rss = peak_rss_mb()
     total = sum(timings[s] for s in data_stages)
     nightly = sum(timings.values())
     cons = result["conservation"]
@@ -74,6 +76,7 @@ def main() -> None:
         "audit_share": timings["audit"] / nightly,
         "gate": result["gate"]["status"],
         "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_ingest_to_split_mb": data_path_rss,
         "conservation": cons,
         "duplicates": result["counts"]["duplicates"],
         "quarantined": result["counts"]["quarantined"]["total"],
@@ -86,7 +89,8 @@ def main() -> None:
         f"  audit            {timings['audit']:7.1f} s  on {result['audit']['items']:,} items, "
         f"{timings['audit'] / nightly:.0%} of the nightly run ({nightly:.1f} s)"
     )
-    print(f"  peak RSS         {report['peak_rss_mb']:7.0f} MB (target <= 3072 MB)")
+    print(f"  peak RSS         {data_path_rss:7.0f} MB through the split (target <= 3072 MB)")
+    print(f"                   {report['peak_rss_mb']:7.0f} MB through publish")
     print(f"  conservation     {'holds' if cons['holds'] else 'VIOLATED'}: {cons}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)

@@ -117,6 +117,9 @@ def test_injected_personal_data_is_found_with_known_precision_and_recall(night) 
     assert sum(privacy["entities"].values()) == len(findings)
     assert privacy["quarantine_previews"] == {"credit_card": 1, "email": 1}
     assert manifest["gate"]["status"] == "passed"
+    report = (folder / "report.html").read_text(encoding="utf-8")
+    shown = f"{privacy['items_with_pii']} of {privacy['items']} items"
+    assert "Personal data and secrets" in report and shown in report
     check = next(c for c in manifest["gate"]["checks"] if c["name"] == "max_pii_rate")
     assert check["observed"] == pytest.approx(privacy["pii_rate"]) and check["passed"]
 

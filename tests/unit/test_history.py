@@ -82,6 +82,7 @@ def test_a_day_waits_for_every_earlier_day_since_the_start(tmp_path: Path) -> No
     root = make_feed(tmp_path, days=3)
     run_day(day_run(root, DAYS[0]))
     pipeline.stage_ingest(day_run(root, DAYS[2]))
+    pipeline.stage_privacy(day_run(root, DAYS[2]))
     with pytest.raises(HistoryNotSettledError, match=f"waiting for {DAYS[1]} to settle"):
         pipeline.stage_dedup(day_run(root, DAYS[2]))
     assert not (root / "curated" / DATASET / DAYS[2]).exists()
@@ -179,7 +180,12 @@ def test_a_history_changed_during_a_run_publishes_the_day_as_stale(
     root = tmp_path / "data"
     shutil.copytree(sequential, root)
     late = day_run(root, DAYS[4], run_id="slow")
-    for stage in (pipeline.stage_ingest, pipeline.stage_dedup, pipeline.stage_split):
+    for stage in (
+        pipeline.stage_ingest,
+        pipeline.stage_privacy,
+        pipeline.stage_dedup,
+        pipeline.stage_split,
+    ):
         stage(late)
     change_one_input(root, DAYS[1])
     run_day(day_run(root, DAYS[1], run_id="fix"))
@@ -209,6 +215,7 @@ def test_a_refused_day_published_later_cascades(tmp_path: Path) -> None:
             "max_suspected_error_rate": 1.0,
             "min_rows_per_class_per_split": 0,
             "max_class_drift": 1.0,
+            "max_pii_rate": 1.0,
         }
     )
     override = CONTRACT.model_copy(update={"gate": loose})
@@ -272,6 +279,7 @@ def run_day_as_a_task(root: Path, day: str) -> int:
     run = day_run(root, day)
     waited = 0
     pipeline.stage_ingest(run)
+    pipeline.stage_privacy(run)
     while True:
         try:
             pipeline.stage_dedup(run)
