@@ -9,6 +9,21 @@ from governance.manifest import MANIFEST, VersionManifest
 from governance.publish import write_json_atomic
 
 
+def privacy_figures(items: int, with_pii: int, entities: dict[str, int]) -> dict[str, Any]:
+    """The manifest's privacy section for ``with_pii`` of ``items`` items, every entity masked."""
+    return {
+        "items": items,
+        "items_with_pii": with_pii,
+        "pii_rate": with_pii / items,
+        "entities": entities,
+        "actions": {"mask": sum(entities.values())},
+        "quarantined_items": 0,
+        "quarantined": 0,
+        "quarantine_previews": {},
+        "policy": dict.fromkeys(entities, "mask"),
+    }
+
+
 def manifest_dict() -> dict[str, Any]:
     """demo_reviews 2026-04-02: 1204 rows in, 43 quarantined, a gate that failed two checks."""
     splits = {"train": (300, 284), "val": (40, 37), "test": (37, 35)}

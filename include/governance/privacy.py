@@ -190,12 +190,6 @@ def iban_spans(text: str) -> Iterator[tuple[int, int]]:
             candidate = candidate[:cut]
 
 
-def card_spans(text: str) -> Iterator[tuple[int, int]]:
-    for match in _CARD.finditer(text):
-        if card_number(match.group()):
-            yield match.span()
-
-
 def ip_spans(text: str) -> Iterator[tuple[int, int]]:
     for pattern in (_IPV4, _IPV6):
         for match in pattern.finditer(text):
@@ -268,7 +262,7 @@ def detectors(spec: PrivacySpec) -> list[Detector]:
         ),
         Detector("email", r"@[A-Za-z0-9-]+\.", pattern=_EMAIL),
         Detector("iban", r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}", finder=iban_spans),
-        Detector("credit_card", r"\d(?:[ -]?\d){12}", finder=card_spans),
+        Detector("credit_card", r"\d(?:[ -]?\d){12}", pattern=_CARD, validate=card_number),
         Detector(
             "ip_address",
             r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d|[0-9A-Fa-f]*:[0-9A-Fa-f]*:",

@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from governance.contracts import load_contract
 from governance.demo.pii import InjectedValue, inject_pii, precision_recall
 from governance.frames import SPLITS
 from governance.publish import read_manifest
 from tests.conftest import private_mlflow
+from tests.contracts import shipped_contract
 from tests.feeds import demo_feed
 from tests.integration.helpers import run_days, version
 
@@ -80,7 +80,7 @@ def scanned_items(folder: Path) -> set[str]:
 
 def hidden_values(injected: list[InjectedValue]) -> list[str]:
     """The values the demo contract masks or quarantines (it reports none)."""
-    contract = load_contract(Path("include/contracts/demo_reviews.yaml"))
+    contract = shipped_contract(DATASET)
     policy = contract.privacy.policy()
     assert all(policy[v.entity] in ("mask", "quarantine") for v in injected)
     return [v.value for v in injected] + list(REFUSED_VALUES)
@@ -109,7 +109,7 @@ def test_injected_personal_data_is_found_with_known_precision_and_recall(night) 
         set(zip(findings["item_id"], findings["entity"], strict=True)),
         scanned_items(folder),
     )
-    assert scores["injected"] >= 10
+    assert scores["injected"] == 12  # the README's figure: one value each in 4% of items
     assert scores["precision"] >= 0.95 and scores["recall"] >= 0.95, scores
     manifest = read_manifest(folder)
     privacy = manifest["privacy"]

@@ -9,7 +9,7 @@ import pytest
 from governance.contracts import GateSpec
 from governance.gate import GateFacts, decide, gate_checks
 from governance.manifest import AuditFigures, Conservation, PrivacyFigures, SplitCounts
-from tests.manifests import manifest_dict
+from tests.manifests import manifest_dict, privacy_figures
 
 CLASSES = ["pos", "neg"]
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -44,17 +44,7 @@ def healthy_manifest() -> dict:
             label_errors={"rate": 0.02},
             drift={"previous_version": "2026-01-01", "class_balance": {"max_share_change": 0.05}},
         ),
-        "privacy": {
-            "items": 100,
-            "items_with_pii": 2,
-            "pii_rate": 0.02,
-            "entities": {"email": 2, "phone": 1},
-            "actions": {"mask": 3},
-            "quarantined_items": 0,
-            "quarantined": 0,
-            "quarantine_previews": {},
-            "policy": {"email": "mask", "phone": "mask"},
-        },
+        "privacy": privacy_figures(100, 2, {"email": 2, "phone": 1}),
     }
 
 

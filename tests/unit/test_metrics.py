@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from governance import metrics
-from tests.manifests import manifest_dict, sample_manifest
+from tests.manifests import manifest_dict, privacy_figures, sample_manifest
 from tests.statsd_listener import StatsdListener
 
 MANIFEST = sample_manifest()
@@ -47,17 +47,7 @@ def test_every_figure_of_the_manifest_arrives_with_its_value(listener: StatsdLis
 def test_the_privacy_figures_are_sent_when_the_manifest_has_them(
     listener: StatsdListener,
 ) -> None:
-    privacy = {
-        "items": 400,
-        "items_with_pii": 12,
-        "pii_rate": 0.03,
-        "entities": {"email": 7, "phone": 5},
-        "actions": {"mask": 12},
-        "quarantined_items": 0,
-        "quarantined": 0,
-        "quarantine_previews": {},
-        "policy": {"email": "mask", "phone": "mask"},
-    }
+    privacy = privacy_figures(400, 12, {"email": 7, "phone": 5})
     metrics.emit(metrics.governance_figures(sample_manifest(privacy=privacy)))
     got = listener.gauges()
     assert got["gov_test.demo_reviews.pii_items"] == 12.0

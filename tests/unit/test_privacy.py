@@ -114,6 +114,8 @@ def test_the_column_prefilter_loses_nothing_on_real_messages() -> None:
     ]
     assert [(f.row, f.start, f.end, f.entity) for f in found.findings] == reference
     assert found.counts()["phone"] > 300  # premium-rate and mobile numbers of the spam
+    # the README's figure: text squashed without spaces that reads as a random token
+    assert found.counts()["secret"] == 4
 
 
 def test_generated_values_pass_the_libraries_checks() -> None:
