@@ -139,6 +139,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_agreement.py
 	$(BIN)/python bench/bench_aggregation.py
 	$(BIN)/python bench/bench_dag_parse.py
+	$(BIN)/python bench/bench_search.py
 
 clean:
 	-$(BIN)/python -m governance.stack down 2>/dev/null

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from governance.contract_base import Strict as _Strict
+from governance.contract_finetune import FinetuneSpec
 from governance.errors import InvalidInputError, NonRetryableError
 
 CONTRACTS_DIR_ENV = "GOVERNANCE_CONTRACTS_DIR"
@@ -34,10 +36,6 @@ DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 class ContractError(NonRetryableError, ValueError):
     """A contract file that cannot be used, with the file and key that made it so."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _ascii_compatible_codec(name: str) -> str:
@@ -348,23 +346,6 @@ class AuditSpec(_Strict):
     # then the least accurate. Everyone is in the quality table; a crowd of thousands would
     # otherwise cost minutes of drawing and an unreadable report.
     detail_annotators: int = Field(default=12, ge=0, le=200)
-
-
-class FinetuneSpec(_Strict):
-    """Defaults of the fine-tune DAG (each overridable from its trigger form) and the margin a
-    challenger must beat the champion by to be promoted."""
-
-    epochs: int = Field(default=3, ge=1, le=100, title="Epochs")
-    learning_rate: float = Field(default=5e-5, gt=0, le=1, title="Learning rate")
-    batch_size: int = Field(default=32, ge=1, le=1024, title="Batch size")
-    max_seq_length: int = Field(default=128, ge=8, le=512, title="Max sequence length")
-    trials: int = Field(default=2, ge=1, le=7, title="Number of trials")
-    seed: int = Field(default=0, ge=0, title="Seed")
-    patience: int = Field(default=2, ge=1)
-    max_train_rows: int | None = Field(default=None, ge=1)
-    max_eval_rows: int | None = Field(default=None, ge=1)
-    promotion_margin: float = Field(default=0.005, ge=0.0, le=1.0)
-    max_champion_age_days: float = Field(default=7.0, gt=0)
 
 
 class Contract(_Strict):

@@ -63,6 +63,8 @@ SECRETS = (
     "AIRFLOW_ADMIN_PASSWORD",
 )
 ADMIN_USER = "admin"
+# The compose databases this stack creates on the machine's PostgreSQL (docker/postgres's init).
+DATABASES = ("airflow", "mlflow", "optuna")
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ class Stack:
         s = self.settings
         for folder in (s.airflow_home, s.logs, s.pids, s.root / "data", s.root / "mlflow"):
             folder.mkdir(parents=True, exist_ok=True)
-        for database in ("airflow", "mlflow"):
+        for database in DATABASES:
             if create_database(s, s.database(database)):
                 progress(f"created database {s.database(database)}")
         env = {**self.base_env(), **self.airflow_env()}
@@ -356,7 +358,7 @@ def drop_databases(settings: StackSettings) -> None:
     from psycopg2 import sql
 
     with _admin_connection(settings) as cursor:
-        for database in ("airflow", "mlflow"):
+        for database in DATABASES:
             name = sql.Identifier(settings.database(database))
             cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 

@@ -344,9 +344,25 @@ def format_finetune(
         f"  alias          champion -> version {outcome['champion']}",
         f"  lineage        make lineage MODEL={name}",
     ]
+    if "search" in outcome:
+        lines[3:3] = format_search(outcome)
     if run is not None:
         lines.insert(1, f"  airflow run    {run.run_id} ({run.run_type})")
     return "\n".join(lines)
+
+
+def format_search(outcome: dict) -> list[str]:
+    """The Bayesian study in two lines: its trials, and the settings the best one was given."""
+    study, best = outcome["search"], outcome["best_trial"]
+    config = best["config"]
+    return [
+        f"  search         bayesian, {study['trials']} trials ({study['complete']} complete, "
+        f"{study['pruned']} pruned); plots in the run's search/ artifacts",
+        f"  best trial     {best['index']}: learning rate {config['learning_rate']:.2e}, batch "
+        f"{config['batch_size']}, {config['epochs']} epoch(s), weight decay "
+        f"{config['weight_decay']:.3f}, warm-up {config['warmup_ratio']:.2f}; val macro-F1 "
+        f"{outcome['metrics']['best_val_macro_f1']:.3f}",
+    ]
 
 
 if __name__ == "__main__":

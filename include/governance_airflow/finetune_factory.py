@@ -1,7 +1,8 @@
 """Builds the fine-tune DAG of one dataset contract: scheduled on its curated Asset.
 
-prepare (snapshot + parent MLflow run) -> plan (the trial grid) -> train (one mapped task per
-trial, on GPU workers) -> register (test evaluation, registry, champion gate). Only wiring lives
+prepare (snapshot + parent MLflow run) -> plan (the trial grid, or the Bayesian search's study)
+-> train (one mapped task per trial, on GPU workers; at most ``parallel_trials`` at once) ->
+register (test evaluation, the study's artifacts, registry, champion gate). Only wiring lives
 here; the tasks call ``governance_airflow.finetune_runtime``, which imports the core lazily.
 """
 
@@ -57,6 +58,7 @@ def build_finetune_dag(contract: Contract) -> DAG:
             queue=GPU_QUEUE,
             executor_config=gpu_executor_config(),
             execution_timeout=TRAINING_TIMEOUT,
+            max_active_tis_per_dagrun=contract.finetune.parallel_trials,
             multiple_outputs=False,
         )
         def train(trial: dict[str, Any], parent: dict[str, Any]) -> dict[str, Any]:

@@ -2,12 +2,15 @@
 
 Torch, Lightning and MLflow are imported only when a task runs. Which MLflow store a run
 writes to: the Airflow connection ``mlflow_default`` when it exists, else MLFLOW_TRACKING_URI,
-else the SQLite store inside the project.
+else the SQLite store inside the project. Where a Bayesian search keeps its Optuna study (every
+trial task must reach it): the connection ``optuna_default`` (its extra ``storage_url``, a
+SQLAlchemy URL), else GOVERNANCE_OPTUNA_STORAGE, else a SQLite file in the data root.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from governance.contracts import Contract, data_root
@@ -20,10 +23,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MLFLOW_CONNECTION = "mlflow_default"
+OPTUNA_CONNECTION = "optuna_default"
+OPTUNA_STORAGE_ENV = "GOVERNANCE_OPTUNA_STORAGE"
 
 
-def connection_tracking_uri(conn_id: str = MLFLOW_CONNECTION) -> str | None:
-    """The tracking URI of the Airflow connection: its extra ``tracking_uri``, else its URI."""
+def _connection_uri(conn_id: str, extra_key: str) -> str | None:
+    """The Airflow connection's extra ``extra_key``, else its URI; None when it is not defined."""
     from airflow.sdk import Connection
 
     try:
@@ -31,7 +36,17 @@ def connection_tracking_uri(conn_id: str = MLFLOW_CONNECTION) -> str | None:
     except Exception:  # not defined: the next source of the URI applies
         return None
     extra = connection.extra_dejson or {}
-    return extra.get("tracking_uri") or connection.get_uri()
+    return extra.get(extra_key) or connection.get_uri()
+
+
+def connection_tracking_uri(conn_id: str = MLFLOW_CONNECTION) -> str | None:
+    """The tracking URI of the Airflow connection: its extra ``tracking_uri``, else its URI."""
+    return _connection_uri(conn_id, "tracking_uri")
+
+
+def study_storage() -> str | None:
+    """Where Bayesian searches keep their studies; None: the core's SQLite default."""
+    return _connection_uri(OPTUNA_CONNECTION, "storage_url") or os.environ.get(OPTUNA_STORAGE_ENV)
 
 
 def triggering_version(context: Any) -> str | None:
@@ -62,6 +77,7 @@ def run_context(context: Any) -> RunContext:
         try_number=ti.try_number,
         root=data_root(),
         tracking_uri=connection_tracking_uri(),
+        study_storage=study_storage(),
     )
 
 
@@ -74,7 +90,7 @@ def run_step(step: str, contract: Contract, context: Any, **inputs: Any) -> Any:
         if step == "prepare":
             return finetune.start_parent_run(request, where)
         if step == "plan":
-            return finetune.trial_grid(request)
+            return finetune.plan_trials(request, where)
         if step == "train":
             return finetune.run_trial(inputs["trial"], inputs["parent"], contract.name, where)
         if step == "register":

@@ -23,7 +23,15 @@ GOVERNANCE_OVERRIDES: dict[str, str] = {
     **{name: "gate" for name in GateSpec.model_fields},
 }
 # The fine-tune form's overrides of the contract's fine-tune defaults.
-FINETUNE_OVERRIDES = ("epochs", "learning_rate", "batch_size", "max_seq_length", "trials", "seed")
+FINETUNE_OVERRIDES = (
+    "search",
+    "trials",
+    "epochs",
+    "learning_rate",
+    "batch_size",
+    "max_seq_length",
+    "seed",
+)
 # The fine-tune form's fields that a FinetuneRequest takes.
 REQUEST_PARAMS = (*FINETUNE_OVERRIDES, "accelerator", "dry_run")
 
@@ -39,6 +47,8 @@ def override_param(spec: BaseModel, name: str) -> Param:
     schema = _properties(type(spec))[name]
     (typed,) = [branch for branch in schema.get("anyOf", [schema]) if branch.get("type") != "null"]
     bounds = {key: typed[key] for key in _BOUNDS if key in typed}
+    if "enum" in typed:
+        bounds["enum"] = [None, *typed["enum"]]
     return Param(
         None,
         type=["null", typed["type"]],

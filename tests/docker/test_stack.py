@@ -656,6 +656,23 @@ def test_mlflow_serves_artifacts_from_postgres_and_tasks_find_it(services: dict[
     assert artifacts in named_volumes(mlflow)
 
 
+def test_bayesian_studies_live_in_a_database_of_their_own_every_worker_reaches(
+    services: dict[str, Any],
+) -> None:
+    """Optuna and MLflow both keep an alembic_version table, so the studies cannot share
+    MLflow's database; the init script creates theirs."""
+    init_sql = (DOCKER / "postgres" / "init-mlflow-db.sh").read_text(encoding="utf-8")
+    for name, service in airflow_services(services).items():
+        connection = json.loads(environment(service)["AIRFLOW_CONN_OPTUNA_DEFAULT"])
+        url = connection["extra"]["storage_url"]
+        found = re.match(
+            r"postgresql\+psycopg2://(\w+):\$\{\w+:\?[^}]*\}@postgres:5432/(\w+)$", url
+        )
+        assert found is not None, (name, url)
+        assert found.group(2) != "mlflow", name
+        assert re.search(rf"CREATE DATABASE {found.group(2)} OWNER {found.group(1)}\b", init_sql)
+
+
 # --- secrets ---------------------------------------------------------------------------------
 
 
@@ -901,5 +918,6 @@ def test_helm_values_add_a_gpu_worker_set_for_the_gpu_queue() -> None:
     gpu_sets = [item for item in sets if item["queue"] == GPU_QUEUE]
     assert len(gpu_sets) == 1
     assert str(gpu_sets[0]["resources"]["limits"][GPU_RESOURCE]) == "1"
-    env = {item["name"]: item["value"] for item in values["env"]}
+    env = {item["name"]: item.get("value") or item.get("valueFrom") for item in values["env"]}
     assert env["HF_HUB_OFFLINE"] == "1"
+    assert env["GOVERNANCE_OPTUNA_STORAGE"]["secretKeyRef"]["key"] == "storage_url"

@@ -20,7 +20,7 @@ from tests.integration.helpers import run_days, task_states
 pytestmark = pytest.mark.airflow
 
 DAY = "2026-09-01"
-TINY = {"epochs": 1, "batch_size": 8, "max_seq_length": 24, "accelerator": "cpu"}
+TINY = {"search": "grid", "epochs": 1, "batch_size": 8, "max_seq_length": 24, "accelerator": "cpu"}
 UNTRAINED = {**TINY, "learning_rate": 1e-9, "trials": 1}
 TRAINED = {**TINY, "learning_rate": 3e-4, "epochs": 3, "trials": 2}
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -133,3 +133,42 @@ def test_only_a_challenger_that_beats_the_champion_is_promoted(root, first) -> N
     tags = client.get_model_version(name, again["registered"]).tags
     assert tags["promotion"] == "rejected"
     assert "does not beat" in tags["promotion.reason"]
+
+
+def test_a_bayesian_search_trains_one_mapped_task_per_trial_of_one_study(root: Path) -> None:
+    import optuna
+
+    from governance.finetune.bayesian import NUMBER_TAG, STATE_TAG
+
+    contract = load_contract(contracts_dir() / "demo_reviews.yaml")
+    space = contract.finetune.search_space
+    conf = {"max_seq_length": 24, "accelerator": "cpu", "search": "bayesian", "trials": 3}
+    dag_run, outcome = finetune({**conf, "dry_run": True})
+    summary = outcome["search"]
+    assert (summary["trials"], summary["failed"]) == (3, 0)
+    assert summary["complete"] + summary["pruned"] == 3 and summary["complete"] >= 1
+
+    study = optuna.load_study(
+        study_name=f"finetune_demo_reviews/{dag_run.run_id}",
+        storage=f"sqlite:///{root / 'optuna' / 'studies.db'}",
+    )
+    trials = {t.number: t for t in study.get_trials()}
+    assert sorted(t.user_attrs["map_index"] for t in trials.values()) == [0, 1, 2]
+    client = tracking.connect()
+    children = client.search_runs(
+        [client.get_run(outcome["run_id"]).info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{outcome['run_id']}'",
+    )
+    assert len(children) == 3
+    for child in children:
+        trial = trials[int(child.data.tags[NUMBER_TAG])]
+        assert child.data.tags[STATE_TAG] == trial.state.name.lower()
+        assert float(child.data.params["learning_rate"]) == pytest.approx(
+            trial.params["learning_rate"]
+        )
+        assert int(child.data.params["batch_size"]) in space.batch_size
+        assert int(child.data.params["max_seq_length"]) == 24, "the form's setting stays"
+    best = outcome["best_trial"]["config"]
+    assert space.learning_rate.low <= best["learning_rate"] <= space.learning_rate.high
+    artifacts = {a.path for a in client.list_artifacts(outcome["run_id"], "search")}
+    assert {"search/study.json", "search/optimization_history.png"} <= artifacts

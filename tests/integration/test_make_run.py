@@ -17,12 +17,14 @@ import pytest
 
 from governance_airflow.embedded import PIDS_FILE
 from tests.conftest import PROJECT_ROOT, embedded_airflow_env
+from tests.contracts import shipped_contract
 
 pytestmark = pytest.mark.airflow
 
 DAYS = ["2026-11-01", "2026-11-02"]
 GOVERN = "govern_demo_reviews"
 FINETUNE = "finetune_demo_reviews"
+CONTRACT = shipped_contract("demo_reviews")
 # dag.test() stamped a run with its logical date as start: a month-long "duration" in the UI.
 LONGEST_TRUE_RUN = dt.timedelta(minutes=10)
 
@@ -125,6 +127,9 @@ def test_the_last_publication_starts_the_finetune_through_its_asset(demo) -> Non
     assert pools == [("gpu",)]
     assert f"{FINETUNE} asset_triggered: success" in output
     assert f"demo_reviews fine-tune on version {DAYS[-1]}" in output
+    trials = CONTRACT.finetune.trials
+    assert re.search(rf"search +bayesian, {trials} trials \(\d complete, \d pruned\)", output)
+    assert re.search(r"best trial +\d: learning rate \d\.\d\de-0\d, batch \d+", output)
     assert (base / "mlflow" / "mlflow.db").is_file()
 
 

@@ -200,6 +200,30 @@ def test_format_finetune_names_the_run_and_the_store() -> None:
     assert "  airflow run    asset_triggered__x (asset_triggered)" in text
     assert "  MLflow store   sqlite:////p/mlflow.db" in text
     assert "champion -> version 1" in text
+    assert "search" not in text, "a grid run shows no study"
+
+    searched = {
+        **outcome,
+        "metrics": {**outcome["metrics"], "best_val_macro_f1": 0.8123},
+        "search": {"trials": 4, "complete": 3, "pruned": 1},
+        "best_trial": {
+            "index": 2,
+            "config": {
+                "learning_rate": 2.1e-4,
+                "batch_size": 16,
+                "epochs": 2,
+                "weight_decay": 0.05,
+                "warmup_ratio": 0.1,
+            },
+        },
+    }
+    lines = demo.format_finetune(searched, 31.2, "sqlite:////p/mlflow.db").splitlines()
+    assert lines[3:5] == [
+        "  search         bayesian, 4 trials (3 complete, 1 pruned); plots in the run's search/ "
+        "artifacts",
+        "  best trial     2: learning rate 2.10e-04, batch 16, 2 epoch(s), weight decay 0.050, "
+        "warm-up 0.10; val macro-F1 0.812",
+    ]
 
 
 # ---------------------------------------------------------------- embedded components

@@ -11,6 +11,7 @@ from governance.contracts import contracts_dir, load_contract
 from governance_airflow.finetune_runtime import (
     connection_tracking_uri,
     finetune_request,
+    study_storage,
     triggering_version,
 )
 
@@ -48,3 +49,17 @@ def test_the_version_is_the_param_else_the_newest_triggering_event_else_none() -
     assert request.trial.max_seq_length == contract.finetune.max_seq_length
     chosen = {"params": {"version": "2026-01-01"}, "triggering_asset_events": events}
     assert finetune_request(contract, chosen).version == "2026-01-01"
+
+
+def test_the_study_storage_is_the_connection_else_the_environment_else_the_core_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_OPTUNA_DEFAULT", raising=False)
+    monkeypatch.delenv("GOVERNANCE_OPTUNA_STORAGE", raising=False)
+    assert study_storage() is None
+    monkeypatch.setenv("GOVERNANCE_OPTUNA_STORAGE", "sqlite:////tmp/studies.db")
+    assert study_storage() == "sqlite:////tmp/studies.db"
+    url = "postgresql+psycopg2://optuna@db:5432/optuna"
+    connection = {"conn_type": "generic", "extra": {"storage_url": url}}
+    monkeypatch.setenv("AIRFLOW_CONN_OPTUNA_DEFAULT", json.dumps(connection))
+    assert study_storage() == url

@@ -50,6 +50,8 @@ def contract_accepts(contract: Contract, section: str, name: str, value: object)
 
 def probes(params: dict, name: str) -> list[object]:
     kind = params[name].schema["type"][1]
+    if kind == "string":
+        return ["grid", "bayesian", "random", "", *PROBES]
     if kind == "integer":
         return [int(p) for p in PROBES if float(p).is_integer()]
     return list(PROBES)

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -63,6 +64,18 @@ class RunningStack:
     @property
     def mlflow_url(self) -> str:
         return self.stack.settings.mlflow_url
+
+    def study_trials(self, run_id: str) -> list[Any]:
+        """The Optuna trials of a fine-tune run's Bayesian search, from the stack's database."""
+        import optuna
+
+        s = self.stack.settings
+        storage = (
+            f"postgresql+psycopg2://{s.postgres_user}@{s.postgres_host}:{s.postgres_port}/"
+            f"{s.database('optuna')}"
+        )
+        study = optuna.load_study(study_name=f"{FINETUNE}/{run_id}", storage=storage)
+        return study.get_trials()
 
 
 def fast_contracts(folder: Path) -> Path:

@@ -217,6 +217,12 @@ def test_a_finetune_survives_a_killed_gpu_worker_and_mlflow_down_twice(
     train_count = len({t.get("map_index") for t in tries(api, FINETUNE, run_id, "train")})
     assert len(parents) == 1, "a retried prepare opened a second parent run"
     assert len(trials) == train_count, "one MLflow run per trial, retries included"
+    told = stack.study_trials(run_id)
+    assert len(told) == train_count, "a retried trial asked the study for a new one"
+    assert {t.state.name for t in told} <= {"COMPLETE", "PRUNED"}
+    assert sorted(int(t.data.tags["optuna.trial_number"]) for t in trials) == sorted(
+        t.number for t in told
+    )
     versions = [
         v
         for v in client.search_model_versions(f"name = '{DATASET}-classifier'")

@@ -132,6 +132,18 @@ def test_a_publication_starts_the_finetune_on_the_gpu_worker(backfilled, figures
     assert {r.data.tags["airflow.dag_id"] for r in logged} == {FINETUNE}
     trial_runs = [r for r in logged if r.data.tags.get("governance.role") == "trial"]
     assert len(trial_runs) == len(trains), "one MLflow run per trial"
+    # Every trial asked the run's study in the Optuna database for its settings and told it
+    # the outcome; each MLflow trial run carries the settings its Optuna trial was given.
+    told = {t.number: t for t in stack.study_trials(run["dag_run_id"])}
+    assert sorted(t.user_attrs["map_index"] for t in told.values()) == sorted(
+        ti["map_index"] for ti in trains
+    )
+    assert {t.state.name for t in told.values()} <= {"COMPLETE", "PRUNED"}
+    for trial_run in trial_runs:
+        params = told[int(trial_run.data.tags["optuna.trial_number"])].params
+        assert float(trial_run.data.params["learning_rate"]) == pytest.approx(
+            params["learning_rate"]
+        )
     champion = client.get_model_version_by_alias(f"{DATASET}-classifier", "champion")
     assert client.get_run(champion.run_id).data.tags["dataset.version"] in (
         *BACKFILL_DAYS,

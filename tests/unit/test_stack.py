@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from governance.stack import (
     AIRFLOW_SERVICES,
+    DATABASES,
     SECRETS,
     Stack,
     StackSettings,
@@ -65,6 +66,10 @@ def test_addresses_point_at_this_machine_and_the_stacks_own_databases(stack: Sta
     assert connection["extra"]["tracking_uri"] == "http://127.0.0.1:15151"
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert env["GOVERNANCE_DATA_ROOT"] == str(stack.settings.root / "data")
+    optuna = json.loads(env["AIRFLOW_CONN_OPTUNA_DEFAULT"])
+    assert optuna["extra"]["storage_url"] == (
+        "postgresql+psycopg2://postgres@127.0.0.1:5432/unit_optuna"
+    )
 
 
 def test_the_database_urls_load_installed_drivers(stack: Stack) -> None:
@@ -118,7 +123,7 @@ def test_the_databases_are_created_once_and_dropped_on_the_machines_postgres() -
     import psycopg2
 
     settings = StackSettings(name="governance_unit_databases")
-    names = [settings.database("airflow"), settings.database("mlflow")]
+    names = [settings.database(name) for name in DATABASES]
 
     def existing() -> set[str]:
         connection = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
@@ -131,7 +136,7 @@ def test_the_databases_are_created_once_and_dropped_on_the_machines_postgres() -
 
     drop_databases(settings)
     try:
-        assert [create_database(settings, name) for name in names] == [True, True]
+        assert [create_database(settings, name) for name in names] == [True] * len(DATABASES)
         assert create_database(settings, names[0]) is False
         assert existing() == set(names)
     finally:

@@ -22,8 +22,18 @@ from mlflow.entities import RunStatus
 from governance import frames as F
 from governance import metrics as governance_metrics
 from governance import tracking
-from governance.contracts import Contract, FinetuneSpec
+from governance.contract_finetune import (
+    GRID_LEARNING_RATE_FACTORS,
+    FinetuneSpec,
+    PrunerKind,
+    SearchKind,
+    SearchSpace,
+    check_grid_size,
+)
+from governance.contracts import Contract
 from governance.errors import InvalidInputError
+from governance.finetune import bayesian, search
+from governance.finetune.bayesian import BAYESIAN
 from governance.finetune.evaluation import confusion_matrix_png, evaluate_predictions
 from governance.finetune.training import (
     TrialConfig,
@@ -36,7 +46,6 @@ from governance.layout import DatasetLayout, run_slug
 from governance.snapshot import build_snapshot
 from governance.tracking import promotion, run_inputs, serving
 
-LR_FACTORS = (1.0, 2.0, 0.5, 4.0, 0.25, 8.0, 0.125)
 PARENT, TRIAL = "parent", "trial"
 ROLE_TAG, TRIAL_TAG, DRY_RUN_TAG = "governance.role", "governance.trial", "governance.dry_run"
 SELECTION_METRIC = "val_macro_f1"
@@ -52,8 +61,19 @@ class FinetuneRequest:
     version: str | None = None
     trial: TrialConfig = field(default_factory=TrialConfig)  # what the search varies around
     trials: int = _DEFAULTS.trials
+    search: SearchKind = _DEFAULTS.search
+    search_space: SearchSpace = field(default_factory=SearchSpace)
+    pruner: PrunerKind = _DEFAULTS.pruner
+    startup_trials: int = _DEFAULTS.startup_trials
     promotion_margin: float = _DEFAULTS.promotion_margin
     dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if self.search not in ("grid", BAYESIAN):
+            raise InvalidInputError(f"search: must be grid or bayesian, got {self.search!r}")
+        if isinstance(self.search_space, dict):  # as a form or a contract dump gives it
+            object.__setattr__(self, "search_space", SearchSpace.model_validate(self.search_space))
+        check_grid_size(self.search, self.trials)
 
     @classmethod
     def from_contract(cls, contract: Contract, **overrides: Any) -> FinetuneRequest:
@@ -81,11 +101,19 @@ class RunContext:
     try_number: int
     root: Path
     tracking_uri: str | None = None
+    # The Optuna storage (a SQLAlchemy URL) every trial of a Bayesian search reaches; None: a
+    # SQLite file in the data root.
+    study_storage: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def slug(self) -> str:
         return run_slug(self.run_id)
+
+    @property
+    def study_name(self) -> str:
+        """One study per Airflow run: its retried tasks find it, other runs do not."""
+        return f"{self.dag_id}/{self.run_id}"
 
 
 def trial_grid(request: FinetuneRequest) -> list[dict[str, Any]]:
@@ -93,7 +121,33 @@ def trial_grid(request: FinetuneRequest) -> list[dict[str, Any]]:
     base = request.trial
     return [
         {"index": index, "config": asdict(replace(base, learning_rate=base.learning_rate * factor))}
-        for index, factor in enumerate(LR_FACTORS[: request.trials])
+        for index, factor in enumerate(GRID_LEARNING_RATE_FACTORS[: request.trials])
+    ]
+
+
+def search_settings(request: FinetuneRequest, context: RunContext) -> search.SearchSettings:
+    return search.SearchSettings(
+        study=context.study_name,
+        storage=search.storage_url(context.root, context.study_storage),
+        space=request.search_space.model_dump(),
+        pruner=request.pruner,
+        startup_trials=request.startup_trials,
+        seed=request.trial.seed,
+    )
+
+
+def plan_trials(request: FinetuneRequest, context: RunContext) -> list[dict[str, Any]]:
+    """The run's trials, one mapped task each: the learning-rate grid, or as many Bayesian
+    trials whose settings each task asks the run's study for when it starts."""
+    if request.search != BAYESIAN:
+        return trial_grid(request)
+    settings = search_settings(request, context)
+    search.create_study(
+        settings, {"dataset": request.dataset, "dag_id": context.dag_id, "run_id": context.run_id}
+    )
+    return [
+        {"index": index, "config": asdict(request.trial), "search": asdict(settings)}
+        for index in range(request.trials)
     ]
 
 
@@ -153,7 +207,8 @@ def start_parent_run(request: FinetuneRequest, context: RunContext) -> dict[str,
     logged = client.get_run(run_id).data.params
     for key, value in asdict(replace(request, version=snapshot.version)).items():
         if key not in logged:
-            client.log_param(run_id, key, value)
+            shown = value.model_dump_json() if isinstance(value, SearchSpace) else value
+            client.log_param(run_id, key, shown)
     return {"parent_run_id": run_id, "snapshot": str(snapshot_path), "version": snapshot.version}
 
 
@@ -209,6 +264,8 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train one trial as a child run of the parent; resumes from its checkpoint on a retry.
 
+    A Bayesian trial first asks the run's study for its settings (a retry gets the same Optuna
+    trial back), reports every epoch to the pruner and tells the study its outcome.
     ``callbacks`` are extra Lightning callbacks (monitoring, or a test's interruption)."""
     from pytorch_lightning.loggers import MLFlowLogger
 
@@ -217,19 +274,25 @@ def run_trial(
     client = tracking.connect(context.tracking_uri)
     experiment_id = tracking.ensure_experiment(client, dataset)
     index = int(trial["index"])
-    run_id = _trial_run(client, experiment_id, context, trial, parent["parent_run_id"])
-    tracking.set_tags(client, run_id, _tags(context, snapshot))
+    searched = bayesian.SearchedTrial.open(trial) if "search" in trial else None
+    config = searched.config if searched else trial["config"]
+    run_id = _trial_run(
+        client, experiment_id, context, {**trial, "config": config}, parent["parent_run_id"]
+    )
+    tracking.set_tags(client, run_id, {**_tags(context, snapshot), **bayesian.trial_tags(searched)})
     logger = MLFlowLogger(
         tracking_uri=client.tracking_uri, run_id=run_id, experiment_name=dataset, log_model=False
     )
-    config = TrialConfig(**trial["config"])
     result = train_trial(
         snapshot_path,
-        config,
+        TrialConfig(**config),
         checkpoint_dir(context, dataset, index),
-        callbacks=callbacks,
+        callbacks=[*callbacks, *([searched.pruning] if searched else [])],
         logger=logger,
     )
+    state = searched.tell(result.best_val_macro_f1) if searched else search.COMPLETE
+    if searched:
+        client.set_tag(run_id, bayesian.STATE_TAG, state)
     _log_trial_result(client, run_id, result)
     return {
         "index": index,
@@ -240,15 +303,21 @@ def run_trial(
         "samples_per_second": result.samples_per_second,
         "device": result.device,
         "precision": result.precision,
-        "config": trial["config"],
+        "config": config,
+        "state": state,
+        "number": searched.proposal.number if searched else None,
     }
 
 
 def select_best(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The trial with the best validation macro-F1; the lower index wins a tie."""
+    """The finished (not pruned) trial with the best validation macro-F1; the lower index wins
+    a tie. Pruned trials compete only when every trial was pruned."""
     if not results:
         raise InvalidInputError("no trial finished; nothing to select")
-    return max(sorted(results, key=lambda r: r["index"]), key=lambda r: r["val_macro_f1"])
+    complete = [r for r in results if r.get("state", search.COMPLETE) == search.COMPLETE]
+    return max(
+        sorted(complete or results, key=lambda r: r["index"]), key=lambda r: r["val_macro_f1"]
+    )
 
 
 def _test_split(snapshot_path: Path) -> pd.DataFrame:
@@ -281,7 +350,7 @@ def _log_evaluation(
     client.set_tag(run_id, "governance.best_trial", str(best["index"]))
     client.log_dict(run_id, scores, "evaluation/test_metrics.json")
     png = confusion_matrix_png(scores["confusion_matrix"], classes, "test split")
-    _log_bytes(client, run_id, png, "evaluation/confusion_matrix.png")
+    tracking.log_bytes(client, run_id, png, "evaluation/confusion_matrix.png")
     return metrics
 
 
@@ -344,7 +413,10 @@ def evaluate_and_register(
         "version": parent["version"],
         "metrics": metrics,
         "samples_per_second": best.get("samples_per_second"),
+        "best_trial": {"index": best["index"], "config": best["config"]},
     }
+    if request.search == BAYESIAN:
+        outcome["search"] = bayesian.log_study(client, run_id, search_settings(request, context))
     if request.dry_run:
         client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
         return {**outcome, "registered": None, "promoted": False, "reason": "dry run"}
@@ -363,13 +435,3 @@ def evaluate_and_register(
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
     governance_metrics.emit(governance_metrics.training_figures(request.dataset, outcome))
     return outcome
-
-
-def _log_bytes(client: MlflowClient, run_id: str, content: bytes, artifact: str) -> None:
-    import tempfile
-
-    folder, name = artifact.rsplit("/", 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
-        path.write_bytes(content)
-        client.log_artifact(run_id, str(path), folder)

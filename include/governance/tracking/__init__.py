@@ -224,6 +224,17 @@ def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None
     client.log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
 
 
+def log_bytes(client: MlflowClient, run_id: str, content: bytes, artifact: str) -> None:
+    """Log ``content`` as the artifact ``folder/name`` of the run."""
+    import tempfile
+
+    folder, name = artifact.rsplit("/", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(content)
+        client.log_artifact(run_id, str(path), folder)
+
+
 def __getattr__(name: str) -> type[TextClassifierModel]:
     """Models logged before the served model moved to ``governance.tracking.serving`` pickled it as
     ``governance.tracking.TextClassifierModel``; they still load."""
