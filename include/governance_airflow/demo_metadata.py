@@ -5,7 +5,8 @@ run. Airflow is imported inside each function, once the embedded home is configu
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from governance_airflow.demo_progress import RunSnapshot, run_seconds
@@ -52,17 +53,38 @@ def create_backfill(dag_id: str, days: Sequence[str], max_active_runs: int) -> i
     def midnight(day: str) -> dt.datetime:
         return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.UTC)
 
-    backfill = _create_backfill(
-        dag_id=dag_id,
-        from_date=midnight(days[0]),
-        to_date=midnight(days[-1]),
-        max_active_runs=max_active_runs,
-        reverse=False,
-        dag_run_conf=None,
-        triggering_user_name="make run",
-        reprocess_behavior=ReprocessBehavior.COMPLETED,
-    )
-    return backfill.id
+    def create() -> Any:
+        return _create_backfill(
+            dag_id=dag_id,
+            from_date=midnight(days[0]),
+            to_date=midnight(days[-1]),
+            max_active_runs=max_active_runs,
+            reverse=False,
+            dag_run_conf=None,
+            triggering_user_name="make run",
+            reprocess_behavior=ReprocessBehavior.COMPLETED,
+        )
+
+    return retried_while_locked(create).id
+
+
+def retried_while_locked(write: Callable[[], Any], attempts: int = 5) -> Any:
+    """``write()``, again after a pause while SQLite answers "database is locked".
+
+    SQLite refuses at once, without waiting for its timeout, a transaction that read and then
+    wants to write while another connection holds the write lock (waiting could deadlock). The
+    failed transaction was rolled back whole, so running it again is safe.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except OperationalError as exc:
+            if "database is locked" not in str(exc) or attempt == attempts:
+                raise
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
 
 
 def close_interrupted(dag_ids: Sequence[str], backfill_dag_id: str) -> list[str]:

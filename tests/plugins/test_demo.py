@@ -292,3 +292,48 @@ def test_an_exited_component_is_reported_with_its_log(tmp_path: Path) -> None:
     airflow.processes["scheduler"] = exited
     with pytest.raises(RuntimeError, match=r"run-scheduler\.log"):
         airflow.check_running()
+
+
+def test_a_write_refused_while_another_holds_sqlites_lock_runs_again(tmp_path: Path) -> None:
+    import sqlite3
+    import threading
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    path = tmp_path / "metadata.db"
+    holder = sqlite3.connect(path, check_same_thread=False)
+    holder.execute("CREATE TABLE runs (id INTEGER)")
+    holder.commit()
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO runs VALUES (1)")
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+    tries = []
+
+    def write() -> int:
+        tries.append(len(tries))
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO runs VALUES (2)"))
+        return len(tries)
+
+    releases = threading.Timer(0.2, holder.commit)
+    releases.start()
+    assert demo_metadata.retried_while_locked(write) == 2
+    releases.join()
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT id FROM runs ORDER BY id")).scalars().all() == [1, 2]
+
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(OperationalError, match="locked"):
+        demo_metadata.retried_while_locked(write, attempts=2)
+    holder.rollback()
+
+    def broken() -> None:
+        tries.append(-1)
+        with engine.begin() as connection:
+            connection.execute(text("SELECT * FROM no_such_table"))
+
+    before = len(tries)
+    with pytest.raises(OperationalError, match="no such table"):
+        demo_metadata.retried_while_locked(broken)
+    assert len(tries) == before + 1, "another error is not retried"
