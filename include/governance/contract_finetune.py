@@ -95,6 +95,9 @@ class FinetuneSpec(_Strict):
     max_train_rows: int | None = Field(default=None, ge=1)
     max_eval_rows: int | None = Field(default=None, ge=1)
     promotion_margin: float = Field(default=0.005, ge=0.0, le=1.0)
+    # 2 or more: the mean of the top k finished trials' probabilities competes with the best
+    # single trial on the test split and is registered only if it beats it by the margin.
+    ensemble_top_k: int = Field(default=1, ge=1, le=10)
     max_champion_age_days: float = Field(default=7.0, gt=0)
 
     @model_validator(mode="after")

@@ -346,9 +346,18 @@ def format_finetune(
     ]
     if "search" in outcome:
         lines[3:3] = format_search(outcome)
+    if outcome.get("ensemble"):
+        lines.insert(len(lines) - 4, format_ensemble(outcome["ensemble"]))
     if run is not None:
         lines.insert(1, f"  airflow run    {run.run_id} ({run.run_type})")
     return "\n".join(lines)
+
+
+def format_ensemble(competition: dict) -> str:
+    """The ensemble's members, its score against the best trial and which of the two won."""
+    trials = ", ".join(str(member["index"]) for member in competition["members"])
+    winner = "the ensemble" if competition["chosen"] else "the best trial alone"
+    return f"  ensemble       trials {trials}: {competition['reason']}; {winner} is registered"
 
 
 def format_search(outcome: dict) -> list[str]:

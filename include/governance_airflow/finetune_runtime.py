@@ -95,5 +95,7 @@ def run_step(step: str, contract: Contract, context: Any, **inputs: Any) -> Any:
             return finetune.run_trial(inputs["trial"], inputs["parent"], contract.name, where)
         if step == "register":
             best = finetune.select_best(inputs["results"])
-            return finetune.evaluate_and_register(best, inputs["parent"], request, where)
+            return finetune.evaluate_and_register(
+                best, inputs["parent"], request, where, inputs["results"]
+            )
     raise ValueError(f"unknown fine-tune step {step!r}")

@@ -172,3 +172,9 @@ def test_a_bayesian_search_trains_one_mapped_task_per_trial_of_one_study(root: P
     assert space.learning_rate.low <= best["learning_rate"] <= space.learning_rate.high
     artifacts = {a.path for a in client.list_artifacts(outcome["run_id"], "search")}
     assert {"search/study.json", "search/optimization_history.png"} <= artifacts
+    competition = outcome["ensemble"]  # the demo contract's ensemble_top_k: 2
+    assert len(competition["members"]) == 2
+    better = competition["test_macro_f1"] > competition["best_single_test_macro_f1"] + 0.005
+    assert competition["chosen"] == better
+    evaluation = {a.path for a in client.list_artifacts(outcome["run_id"], "evaluation")}
+    assert "evaluation/ensemble.json" in evaluation

@@ -217,7 +217,18 @@ def test_format_finetune_names_the_run_and_the_store() -> None:
             },
         },
     }
+    searched["ensemble"] = {
+        "members": [{"index": 2}, {"index": 0}],
+        "chosen": False,
+        "reason": "test macro-F1 0.9500 vs the best single trial's 0.9610: not better by more "
+        "than the margin 0.005",
+    }
     lines = demo.format_finetune(searched, 31.2, "sqlite:////p/mlflow.db").splitlines()
+    assert lines[6] == (
+        "  ensemble       trials 2, 0: test macro-F1 0.9500 vs the best single trial's 0.9610: "
+        "not better by more than the margin 0.005; the best trial alone is registered"
+    )
+    assert lines[5].startswith("  test ") and lines[7].startswith("  model ")
     assert lines[3:5] == [
         "  search         bayesian, 4 trials (3 complete, 1 pruned); plots in the run's search/ "
         "artifacts",

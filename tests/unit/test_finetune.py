@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def trial_of(asked: FinetuneRequest, where: RunContext, index: int) -> optuna.tr
 def test_a_killed_bayesian_trial_resumes_its_optuna_trial_and_the_study_is_logged(
     root: Path,
 ) -> None:
-    asked, where = bayesian("manual__bayes", root, trials=2)
+    asked, where = bayesian("manual__bayes", root, trials=2, ensemble_top_k=2)
     parent = start_parent_run(asked, where)
     trials = plan_trials(asked, where)
     assert [t["index"] for t in trials] == [0, 1]
@@ -201,8 +202,23 @@ def test_a_killed_bayesian_trial_resumes_its_optuna_trial_and_the_study_is_logge
 
     second = run_trial(trials[1], parent, "demo_reviews", where)
     assert second["number"] == 1 and second["config"] != result["config"]
-    outcome = evaluate_and_register(select_best([result, second]), parent, asked, where)
+    results = [result, second]
+    outcome = evaluate_and_register(select_best(results), parent, asked, where, results)
     assert outcome["search"]["trials"] == 2
+    # the first two trials are the sampler's random start, which the pruner spares
+    competition = outcome["ensemble"]
+    assert sorted(m["index"] for m in competition["members"]) == [0, 1]
+    assert competition["members"][0]["index"] == select_best(results)["index"]
+    better = competition["test_macro_f1"] > competition["best_single_test_macro_f1"] + 0.005
+    assert competition["chosen"] == better
+    parent_run = client.get_run(parent["parent_run_id"]).data
+    assert parent_run.metrics["ensemble_test_macro_f1"] == competition["test_macro_f1"]
+    registered = (
+        competition["test_macro_f1"] if better else competition["best_single_test_macro_f1"]
+    )
+    assert outcome["metrics"]["test_macro_f1"] == pytest.approx(registered)
+    members = json.loads(parent_run.tags[tracking.TAG_MODEL_MEMBERS])
+    assert len(members) == (2 if better else 1)
     assert outcome["search"]["complete"] + outcome["search"]["pruned"] == 2
     logged = client.download_artifacts(parent["parent_run_id"], "search")
     saved = (Path(logged) / "study.json").read_text()

@@ -550,6 +550,39 @@ def test_a_logged_classifier_loads_back_and_scores_like_the_evaluation(
     assert inputs == ["text"] and outputs == CLASSES
 
 
+def test_an_ensemble_model_runs_every_member_and_lineage_lists_them(
+    client: MlflowClient, run_id: str, snapshot: Path, tmp_path: Path
+) -> None:
+    trials = [
+        train_trial(
+            snapshot,
+            TrialConfig(
+                epochs=1, batch_size=8, max_seq_length=16, learning_rate=rate, accelerator="cpu"
+            ),
+            tmp_path / f"member_{index}",
+        )
+        for index, rate in enumerate((1e-4, 1e-3))
+    ]
+    checkpoints = [trial.best_checkpoint for trial in trials]
+    texts = pd.read_parquet(snapshot / "test.parquet")["text"].head(4).tolist()
+    model_uri = serving.log_classifier(client, run_id, checkpoints, CLASSES, 16, texts[:2])
+    members = [{"trial": i, "run_id": f"trial-run-{i}"} for i in range(2)]
+    client.set_tag(run_id, T.TAG_MODEL_MEMBERS, json.dumps(members))
+    T.set_tags(client, run_id, airflow_tags(snapshot))
+    name = "ensemble-classifier"
+    version = promotion.register(client, model_uri, name, run_id).version
+    promotion.promote_if_better(client, name, version, 0.9, margin=0.0, metric=METRIC)
+
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    predicted = loaded.predict(pd.DataFrame({"text": texts})).to_numpy()
+    data = VersionDataModule(snapshot, TrialConfig(max_seq_length=16).data_settings())
+    each = [predict_probabilities(load_trained(c), data.test_dataloader())[:4] for c in checkpoints]
+    assert not np.allclose(each[0], each[1], atol=1e-3), "two different members"
+    assert np.allclose(predicted, (each[0] + each[1]) / 2, atol=1e-5)
+    text = "\n".join(lineage.lineage_chain(client, name))
+    assert "ensemble of 2: trial 0 (run trial-run-0), trial 1 (run trial-run-1)" in text
+
+
 def test_model_requirements_pin_the_installed_public_versions() -> None:
     pins = dict(line.split("==") for line in serving.model_requirements())
     assert set(pins) == {"mlflow", *T.MODEL_REQUIREMENTS}

@@ -32,7 +32,7 @@ from governance.contract_finetune import (
 )
 from governance.contracts import Contract
 from governance.errors import InvalidInputError
-from governance.finetune import bayesian, search
+from governance.finetune import bayesian, ensemble, search
 from governance.finetune.bayesian import BAYESIAN
 from governance.finetune.evaluation import confusion_matrix_png, evaluate_predictions
 from governance.finetune.training import (
@@ -66,6 +66,7 @@ class FinetuneRequest:
     pruner: PrunerKind = _DEFAULTS.pruner
     startup_trials: int = _DEFAULTS.startup_trials
     promotion_margin: float = _DEFAULTS.promotion_margin
+    ensemble_top_k: int = _DEFAULTS.ensemble_top_k
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -385,27 +386,68 @@ def _register_and_promote(
     }
 
 
+def _test_probabilities(
+    model: Any, config: dict[str, Any], test: pd.DataFrame, classes: list[str]
+) -> np.ndarray:
+    """A trained trial's class probabilities on the test split, tokenised as it was trained."""
+    from governance.finetune.data import eval_loader, tokenize_split
+    from governance.finetune.encoder import load_tokenizer
+
+    trial = TrialConfig(**config)
+    split = tokenize_split(test, load_tokenizer(), classes, trial.max_seq_length, "test")
+    return predict_probabilities(model, eval_loader(split, trial.batch_size))
+
+
+def _compete_with_ensemble(
+    best: dict[str, Any],
+    results: Sequence[dict[str, Any]],
+    single: np.ndarray,
+    test: pd.DataFrame,
+    labels: np.ndarray,
+    classes: list[str],
+    request: FinetuneRequest,
+) -> tuple[dict[str, Any] | None, np.ndarray, list[dict[str, Any]]]:
+    """The ensemble of the top trials against ``best`` alone (when the contract asks for one
+    and two trials finished): the summary, the winner's probabilities and its members."""
+    chosen = ensemble.members(results, request.ensemble_top_k)
+    others = [m for m in chosen if m["index"] != best["index"]][: request.ensemble_top_k - 1]
+    if not chosen or not others:
+        return None, single, [best]
+
+    def probabilities_of(member: dict[str, Any]) -> np.ndarray:
+        model = load_trained(Path(member["checkpoint"]))
+        return _test_probabilities(model, member["config"], test, classes)
+
+    summary, winner = ensemble.compete(
+        best, others, single, probabilities_of, labels, classes, request.promotion_margin
+    )
+    return summary, winner, [best, *others] if summary["chosen"] else [best]
+
+
 def evaluate_and_register(
     best: dict[str, Any],
     parent: dict[str, Any],
     request: FinetuneRequest,
     context: RunContext,
+    results: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Evaluate the best trial on the frozen test split, log the model, register it, and move
-    the champion alias only if it beats the champion on that same split by the margin."""
-    from governance.finetune.data import eval_loader, tokenize_split
-    from governance.finetune.encoder import load_tokenizer
-
+    """Evaluate the best trial on the frozen test split (and the ensemble of the top trials
+    against it, when the contract asks for one), log the winner, register it, and move the
+    champion alias only if it beats the champion on that same split by the margin."""
     snapshot_path = Path(parent["snapshot"])
     client = tracking.connect(context.tracking_uri)
     run_id = parent["parent_run_id"]
-    config = TrialConfig(**best["config"])
     model = load_trained(Path(best["checkpoint"]))
     classes = list(model.hparams["classes"])
     test = _test_split(snapshot_path)
     labels = pd.Index(classes).get_indexer(test[F.LABEL])
-    split = tokenize_split(test, load_tokenizer(), classes, config.max_seq_length, "test")
-    probabilities = predict_probabilities(model, eval_loader(split, config.batch_size))
+    single = _test_probabilities(model, best["config"], test, classes)
+    competition, probabilities, model_members = _compete_with_ensemble(
+        best, results, single, test, labels, classes, request
+    )
+    if competition is not None:
+        ensemble.log_competition(client, run_id, competition)
+    client.set_tag(run_id, tracking.TAG_MODEL_MEMBERS, ensemble.member_tag(model_members))
     scores = evaluate_predictions(labels, probabilities, classes)
     metrics = _log_evaluation(client, run_id, best, scores, classes)
     outcome = {
@@ -414,6 +456,7 @@ def evaluate_and_register(
         "metrics": metrics,
         "samples_per_second": best.get("samples_per_second"),
         "best_trial": {"index": best["index"], "config": best["config"]},
+        "ensemble": competition,
     }
     if request.search == BAYESIAN:
         outcome["search"] = bayesian.log_study(client, run_id, search_settings(request, context))
@@ -421,8 +464,10 @@ def evaluate_and_register(
         client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
         return {**outcome, "registered": None, "promoted": False, "reason": "dry run"}
     examples = test[F.TEXT].head(3).tolist()
+    checkpoints = [Path(member["checkpoint"]) for member in model_members]
+    max_seq_length = TrialConfig(**best["config"]).max_seq_length
     model_uri = serving.log_classifier(
-        client, run_id, Path(best["checkpoint"]), classes, config.max_seq_length, examples
+        client, run_id, checkpoints, classes, max_seq_length, examples
     )
 
     def score_on_this_split(uri: str) -> float:

@@ -61,6 +61,9 @@ TAG_DATASET = "dataset.name"
 TAG_VERSION = "dataset.version"
 TAG_MANIFEST_SHA256 = "dataset.manifest_sha256"
 TAG_CODE_VERSION = "code.version"
+# The trial runs whose checkpoints a run's logged model is made of (a JSON list; two or more: an
+# ensemble).
+TAG_MODEL_MEMBERS = "governance.model_members"
 
 PROMOTION_TAG = "promotion"
 PROMOTION_REASON_TAG = "promotion.reason"

@@ -34,6 +34,7 @@ from governance.tracking import (
     TAG_DAG_RUN_ID,
     TAG_DATASET,
     TAG_MANIFEST_SHA256,
+    TAG_MODEL_MEMBERS,
     TAG_TASK_ID,
     TAG_TRY_NUMBER,
     TAG_VERSION,
@@ -120,6 +121,15 @@ def _snapshot_lines(client: MlflowClient, run_id: str, tagged_sha256: str | None
     return lines
 
 
+def _member_lines(run_tags: dict[str, str]) -> list[str]:
+    """An ensemble's members: the trial runs whose checkpoints the model runs."""
+    members = json.loads(run_tags.get(TAG_MODEL_MEMBERS, "[]"))
+    if len(members) < 2:
+        return []
+    listed = ", ".join(f"trial {m['trial']} (run {m['run_id']})" for m in members)
+    return [f"ensemble of {len(members)}: {listed}"]
+
+
 def lineage_chain(client: MlflowClient, name: str, alias: str = CHAMPION) -> list[str]:
     """From a model alias back to the source files: version, run, data, Airflow task, code,
     and every snapshot version's curated manifest as it is on disk now."""
@@ -148,6 +158,7 @@ def lineage_chain(client: MlflowClient, name: str, alias: str = CHAMPION) -> lis
         f"airflow: dag {run_tags.get(TAG_DAG_ID, '?')}, run {run_tags.get(TAG_DAG_RUN_ID, '?')}, "
         f"task {run_tags.get(TAG_TASK_ID, '?')}, try {run_tags.get(TAG_TRY_NUMBER, '?')}",
         f"code: {run_tags.get(TAG_CODE_VERSION, 'not recorded')}",
+        *_member_lines(run_tags),
     ]
     return lines + _snapshot_lines(client, run.info.run_id, run_tags.get(TAG_MANIFEST_SHA256))
 

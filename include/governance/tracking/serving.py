@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
@@ -70,34 +71,47 @@ class ClassifierSettings:
         )
 
 
+def member_artifact(index: int) -> str:
+    """The artifact name of an ensemble's member checkpoint; the first keeps the name a single
+    model has always had, so models logged before ensembles still load."""
+    return CHECKPOINT_ARTIFACT if index == 0 else f"{CHECKPOINT_ARTIFACT}_{index}"
+
+
 class TextClassifierModel(PythonModel):
     """Texts in (a "text" column), class probabilities out (one column per class, rows sum to 1).
 
     Tokenisation, truncation and batching are the ones training and evaluation use, so the
-    served model scores a text exactly as the test report did.
+    served model scores a text exactly as the test report did. A model of several checkpoints
+    (an ensemble) runs every member and returns the mean of their probabilities.
     """
 
     def __init__(self) -> None:
-        self._model: TextClassifier | None = None
+        self._models: list[TextClassifier] = []
         self._tokenizer: Any = None
         self._settings: ClassifierSettings | None = None
 
     def load_context(self, context: PythonModelContext) -> None:
         settings = ClassifierSettings.read(Path(context.artifacts[SETTINGS_ARTIFACT]))
-        self.load(Path(context.artifacts[CHECKPOINT_ARTIFACT]), settings)
+        members: list[Path] = []
+        while member_artifact(len(members)) in context.artifacts:
+            members.append(Path(context.artifacts[member_artifact(len(members))]))
+        self.load(members, settings)
 
-    def load(self, checkpoint: Path, settings: ClassifierSettings) -> None:
+    def load(self, checkpoints: Sequence[Path], settings: ClassifierSettings) -> None:
         """Load outside MLflow too (to infer the signature before logging)."""
         from governance.finetune.encoder import load_tokenizer
         from governance.finetune.training import load_trained
 
-        model = load_trained(Path(checkpoint))
-        if tuple(model.classes) != settings.classes:
-            raise TrackingError(
-                f"{checkpoint}: trained for classes {model.classes}, "
-                f"the settings say {list(settings.classes)}"
-            )
-        self._model, self._tokenizer, self._settings = model, load_tokenizer(), settings
+        if not checkpoints:
+            raise TrackingError("a classifier needs at least one checkpoint")
+        models = [load_trained(Path(checkpoint)) for checkpoint in checkpoints]
+        for checkpoint, model in zip(checkpoints, models, strict=True):
+            if tuple(model.classes) != settings.classes:
+                raise TrackingError(
+                    f"{checkpoint}: trained for classes {model.classes}, "
+                    f"the settings say {list(settings.classes)}"
+                )
+        self._models, self._tokenizer, self._settings = models, load_tokenizer(), settings
 
     def predict(
         self,
@@ -108,7 +122,7 @@ class TextClassifierModel(PythonModel):
         from governance.finetune.data import eval_loader, tokenize_split
         from governance.finetune.training import predict_probabilities
 
-        if self._model is None or self._settings is None:
+        if not self._models or self._settings is None:
             raise RuntimeError("the model is not loaded: call load() or load it through MLflow")
         if not isinstance(model_input, pd.DataFrame) or F.TEXT not in model_input.columns:
             raise InvalidInputError(f"model input: expected a DataFrame with a {F.TEXT!r} column")
@@ -118,7 +132,9 @@ class TextClassifierModel(PythonModel):
         split = tokenize_split(
             frame, self._tokenizer, settings.classes, settings.max_seq_length, "model input"
         )
-        probabilities = predict_probabilities(self._model, eval_loader(split, settings.batch_size))
+        loader = eval_loader(split, settings.batch_size)
+        each = [predict_probabilities(model, loader) for model in self._models]
+        probabilities = np.mean(np.stack(each), axis=0)
         return pd.DataFrame(probabilities.astype("float64"), columns=list(settings.classes))
 
 
@@ -151,26 +167,28 @@ def _in_run(client: MlflowClient, run_id: str) -> Iterator[None]:
 def log_classifier(
     client: MlflowClient,
     run_id: str,
-    checkpoint: Path,
+    checkpoints: Path | Sequence[Path],
     classes: Sequence[str],
     max_seq_length: int,
     example_texts: Sequence[str],
 ) -> str:
-    """Log the checkpoint as a pyfunc model of ``run_id``; returns its ``models:/`` URI.
+    """Log the checkpoint (or an ensemble's checkpoints) as a pyfunc model of ``run_id``;
+    returns its ``models:/`` URI.
 
     The signature is inferred from the model's own output on ``example_texts``, which also
     become the input example. No code is copied and no environment is inferred: the model
     imports the installed ``governance`` package, and its requirements are today's pins.
     """
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise TrackingError(f"{checkpoint}: no such checkpoint")
+    members = [Path(checkpoints)] if isinstance(checkpoints, Path) else list(map(Path, checkpoints))
+    for checkpoint in members:
+        if not checkpoint.is_file():
+            raise TrackingError(f"{checkpoint}: no such checkpoint")
     if not example_texts:
         raise InvalidInputError("example_texts: need at least one text for the input example")
     settings = ClassifierSettings(tuple(classes), max_seq_length)
     example = pd.DataFrame({F.TEXT: list(example_texts)})
     probe = TextClassifierModel()
-    probe.load(checkpoint, settings)
+    probe.load(members, settings)
     signature = infer_signature(example, probe.predict(None, example))
     del probe
     use_client_store(client)
@@ -180,7 +198,10 @@ def log_classifier(
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME,
             python_model=TextClassifierModel(),
-            artifacts={CHECKPOINT_ARTIFACT: str(checkpoint), SETTINGS_ARTIFACT: str(settings_path)},
+            artifacts={
+                **{member_artifact(i): str(path) for i, path in enumerate(members)},
+                SETTINGS_ARTIFACT: str(settings_path),
+            },
             signature=signature,
             input_example=example,
             pip_requirements=model_requirements(),
