@@ -140,32 +140,35 @@ def main() -> None:
                 + (f"reached after {reached} trials" if reached else "not reached"),
                 flush=True,
             )
+            write_results(args.trials, grid, studies, target, request)
     reached = [c["trials_to_grid_best"] for c in studies.values()]
     print(
         f"grid's best after {trials_to_reach(grid['best_so_far'], target)} of {args.trials} "
         f"trials; Bayesian reached it in {sum(r is not None for r in reached)} of "
         f"{len(reached)} seeds, after {reached} trials"
     )
+
+
+def write_results(
+    trials: int, grid: dict, studies: dict, target: float, request: FinetuneRequest
+) -> None:
+    """Written after every study, so a long run cut short keeps what it measured."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "machine": platform.platform(),
-                "trials": args.trials,
-                "grid": grid,
-                "bayesian": studies,
-                "grid_best": target,
-                "settings": {
-                    "space": request.search_space.model_dump(),
-                    "startup_trials": request.startup_trials,
-                    "pruner": request.pruner,
-                    "grid_epochs": request.trial.epochs,
-                    "train_rows": request.trial.max_train_rows,
-                },
-            },
-            indent=2,
-        )
-    )
+    payload = {
+        "machine": platform.platform(),
+        "trials": trials,
+        "grid": grid,
+        "bayesian": studies,
+        "grid_best": target,
+        "settings": {
+            "space": request.search_space.model_dump(),
+            "startup_trials": request.startup_trials,
+            "pruner": request.pruner,
+            "grid_epochs": request.trial.epochs,
+            "train_rows": request.trial.max_train_rows,
+        },
+    }
+    RESULTS.write_text(json.dumps(payload, indent=2))
 
 
 def _row(curve: dict) -> str:
