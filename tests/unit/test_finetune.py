@@ -171,8 +171,10 @@ def test_a_killed_bayesian_trial_resumes_its_optuna_trial_and_the_study_is_logge
 ) -> None:
     asked, where = bayesian("manual__bayes", root, trials=2, ensemble_top_k=2)
     parent = start_parent_run(asked, where)
+    where = replace(where, study_storage=search.storage_url(root / "elsewhere", None))
     trials = plan_trials(asked, where)
     assert [t["index"] for t in trials] == [0, 1]
+    assert "elsewhere" not in json.dumps(trials), "the storage URL stays out of the XCom"
     first = {**trials[0], "config": {**trials[0]["config"], "checkpoint_every_n_steps": 3}}
     with pytest.raises(RuntimeError, match="worker lost"):
         run_trial(first, parent, "demo_reviews", where, callbacks=[Interrupt(4)])

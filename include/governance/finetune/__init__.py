@@ -147,7 +147,7 @@ def plan_trials(request: FinetuneRequest, context: RunContext) -> list[dict[str,
         settings, {"dataset": request.dataset, "dag_id": context.dag_id, "run_id": context.run_id}
     )
     return [
-        {"index": index, "config": asdict(request.trial), "search": asdict(settings)}
+        {"index": index, "config": asdict(request.trial), "search": settings.shared()}
         for index in range(request.trials)
     ]
 
@@ -275,7 +275,8 @@ def run_trial(
     client = tracking.connect(context.tracking_uri)
     experiment_id = tracking.ensure_experiment(client, dataset)
     index = int(trial["index"])
-    searched = bayesian.SearchedTrial.open(trial) if "search" in trial else None
+    storage = search.storage_url(context.root, context.study_storage)
+    searched = bayesian.SearchedTrial.open(trial, storage) if "search" in trial else None
     config = searched.config if searched else trial["config"]
     run_id = _trial_run(
         client, experiment_id, context, {**trial, "config": config}, parent["parent_run_id"]

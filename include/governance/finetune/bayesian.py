@@ -27,8 +27,8 @@ class SearchedTrial:
     pruning: search.OptunaPruning
 
     @classmethod
-    def open(cls, trial: dict[str, Any]) -> SearchedTrial:
-        settings = search.SearchSettings(**trial["search"])
+    def open(cls, trial: dict[str, Any], storage: str) -> SearchedTrial:
+        settings = search.SearchSettings.from_shared(trial["search"], storage)
         index = int(trial["index"])
         study = search.load_study(settings, index)
         proposal = search.propose(study, index, settings.search_space())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """What every trial task of one run needs to reach its study: JSON-safe, so it travels in
-    the mapped task's argument."""
+    """What every trial task of one run needs to reach its study and ask it alike."""
 
     study: str
     storage: str
@@ -61,6 +60,16 @@ class SearchSettings:
 
     def search_space(self) -> SearchSpace:
         return SearchSpace.model_validate(self.space)
+
+    def shared(self) -> dict[str, Any]:
+        """What travels to the trial tasks in their mapped argument (an XCom any UI user can
+        read): everything but the storage URL, which may hold a password; each task finds the
+        storage itself."""
+        return {key: value for key, value in asdict(self).items() if key != "storage"}
+
+    @classmethod
+    def from_shared(cls, shared: dict[str, Any], storage: str) -> SearchSettings:
+        return cls(**shared, storage=storage)
 
 
 def storage_url(root: Path, configured: str | None) -> str:
