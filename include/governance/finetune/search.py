@@ -173,6 +173,7 @@ def propose(study: optuna.Study, index: int, space: SearchSpace) -> Proposal:
     new one asked from the study."""
     earlier = _trial_of(study, index)
     if earlier is not None and earlier.state == TrialState.RUNNING:
+        # Optuna's Trial is built on the storage's trial id; the frozen trial carries it.
         return Proposal(earlier.number, earlier.params, optuna.Trial(study, earlier._trial_id))
     if earlier is not None:
         return Proposal(earlier.number, earlier.params, None, _STATES[earlier.state])
@@ -199,8 +200,8 @@ class OptunaPruning(Callback):
 
     def _reported(self) -> bool:
         assert self.trial is not None
-        frozen = self.trial.study._storage.get_trial(self.trial._trial_id)
-        return bool(frozen.intermediate_values)
+        trials = self.trial.study.get_trials(deepcopy=False)
+        return bool(trials[self.trial.number].intermediate_values)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.trial is None or trainer.sanity_checking:
