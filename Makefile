@@ -140,6 +140,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_aggregation.py
 	$(BIN)/python bench/bench_dag_parse.py
 	$(BIN)/python bench/bench_search.py
+	$(BIN)/python bench/bench_ddp.py
 
 clean:
 	-$(BIN)/python -m governance.stack down 2>/dev/null

@@ -14,6 +14,7 @@ from governance.errors import InvalidInputError
 GRID_LEARNING_RATE_FACTORS = (1.0, 2.0, 0.5, 4.0, 0.25, 8.0, 0.125)
 SearchKind = Literal["grid", "bayesian"]
 PrunerKind = Literal["median", "successive_halving", "none"]
+StrategyKind = Literal["auto", "ddp"]
 
 
 class FloatRange(_Strict):
@@ -79,6 +80,7 @@ class FinetuneSpec(_Strict):
 
     epochs: int = Field(default=3, ge=1, le=100, title="Epochs")
     learning_rate: float = Field(default=5e-5, gt=0, le=1, title="Learning rate")
+    # The global batch: with several devices each takes an equal share of it.
     batch_size: int = Field(default=32, ge=1, le=1024, title="Batch size")
     max_seq_length: int = Field(default=128, ge=8, le=512, title="Max sequence length")
     trials: int = Field(default=2, ge=1, le=100, title="Number of trials")
@@ -91,6 +93,11 @@ class FinetuneSpec(_Strict):
     # more finished results each Bayesian choice sees.
     parallel_trials: int | None = Field(default=None, ge=1)
     seed: int = Field(default=0, ge=0, title="Seed")
+    # Devices per trial (GPUs on a GPU worker, processes on the CPU); above 1, or with strategy
+    # ddp, a trial trains with Lightning's DDP. The gpu pool gives a trial as many slots and
+    # the Kubernetes pod as many GPUs.
+    devices: int = Field(default=1, ge=1, le=16, title="Devices per trial")
+    strategy: StrategyKind = Field(default="auto", title="Strategy")
     patience: int = Field(default=2, ge=1)
     max_train_rows: int | None = Field(default=None, ge=1)
     max_eval_rows: int | None = Field(default=None, ge=1)
@@ -103,7 +110,18 @@ class FinetuneSpec(_Strict):
     @model_validator(mode="after")
     def _grid_size(self) -> FinetuneSpec:
         check_grid_size(self.search, self.trials)
+        check_batch_split(self.batch_size, self.devices)
+        for size in self.search_space.batch_size if self.search == "bayesian" else ():
+            check_batch_split(size, self.devices)
         return self
+
+
+def check_batch_split(batch_size: int, devices: int) -> None:
+    """Each DDP process takes an equal share of the global batch."""
+    if batch_size % devices:
+        raise InvalidInputError(
+            f"batch_size: the global batch {batch_size} must split evenly over {devices} devices"
+        )
 
 
 def check_grid_size(search: str, trials: int) -> None:

@@ -25,9 +25,10 @@ GPU_RESOURCE = "nvidia.com/gpu"
 TRAINING_TIMEOUT = dt.timedelta(hours=6)
 
 
-def gpu_executor_config() -> dict[str, Any]:
-    """The Kubernetes executor's pod override: one GPU for the task container (named base)."""
-    gpu = {GPU_RESOURCE: "1"}
+def gpu_executor_config(devices: int = 1) -> dict[str, Any]:
+    """The Kubernetes executor's pod override: ``devices`` GPUs for the task container (named
+    base), so a DDP trial's processes each find one."""
+    gpu = {GPU_RESOURCE: str(devices)}
     container = k8s.V1Container(
         name="base", resources=k8s.V1ResourceRequirements(requests=gpu, limits=gpu)
     )
@@ -53,10 +54,12 @@ def build_finetune_dag(contract: Contract) -> DAG:
         def plan() -> list[dict[str, Any]]:
             return run_step("plan", contract, get_current_context())
 
+        # A trial on several devices takes as many of the gpu pool's slots (one per GPU).
         @task(
             pool=GPU_POOL,
+            pool_slots=contract.finetune.devices,
             queue=GPU_QUEUE,
-            executor_config=gpu_executor_config(),
+            executor_config=gpu_executor_config(contract.finetune.devices),
             execution_timeout=TRAINING_TIMEOUT,
             max_active_tis_per_dagrun=contract.finetune.parallel_trials,
             multiple_outputs=False,

@@ -31,6 +31,8 @@ FINETUNE_OVERRIDES = (
     "batch_size",
     "max_seq_length",
     "seed",
+    "devices",
+    "strategy",
 )
 # The fine-tune form's fields that a FinetuneRequest takes.
 REQUEST_PARAMS = (*FINETUNE_OVERRIDES, "accelerator", "dry_run")
@@ -41,12 +43,12 @@ def _properties(spec: type[BaseModel]) -> dict[str, Any]:
     return spec.model_json_schema()["properties"]
 
 
-def override_param(spec: BaseModel, name: str) -> Param:
+def override_param(spec: BaseModel, name: str, **narrower: Any) -> Param:
     """An optional field that overrides ``spec.name`` for one run; empty keeps the contract's
-    value, which the description shows."""
+    value, which the description shows. ``narrower`` bounds replace the spec's own."""
     schema = _properties(type(spec))[name]
     (typed,) = [branch for branch in schema.get("anyOf", [schema]) if branch.get("type") != "null"]
-    bounds = {key: typed[key] for key in _BOUNDS if key in typed}
+    bounds = {key: typed[key] for key in _BOUNDS if key in typed} | narrower
     if "enum" in typed:
         bounds["enum"] = [None, *typed["enum"]]
     return Param(
@@ -95,6 +97,8 @@ def finetune_params(contract: Contract) -> dict[str, Param]:
             "YYYY-MM-DD; empty: the version that triggered the run, else the latest.",
         ),
         **{name: override_param(contract.finetune, name) for name in FINETUNE_OVERRIDES},
+        # the contract's devices size the pool slots and the pods: a run may use fewer only
+        "devices": override_param(contract.finetune, "devices", maximum=contract.finetune.devices),
         "accelerator": Param(
             "auto",
             type="string",

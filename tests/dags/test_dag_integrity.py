@@ -60,9 +60,11 @@ def test_training_tasks_are_routed_to_gpu_workers(dagbag) -> None:
         dag = dagbag.dags[contract.finetune_dag_id]
         train = dag.get_task("train")
         assert (train.pool, train.queue) == ("gpu", "gpu")
+        # one pool slot and one GPU of the pod per device a trial trains on
+        assert train.pool_slots == contract.finetune.devices
         (container,) = train.executor_config["pod_override"].spec.containers
         assert container.name == "base"
-        assert container.resources.limits == {"nvidia.com/gpu": "1"}
+        assert container.resources.limits == {"nvidia.com/gpu": str(contract.finetune.devices)}
         others = [t for t in dag.tasks if t.task_id != "train"]
         assert all(t.pool != "gpu" and t.queue != "gpu" for t in others)
 

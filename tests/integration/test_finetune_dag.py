@@ -135,8 +135,23 @@ def test_only_a_challenger_that_beats_the_champion_is_promoted(root, first) -> N
     assert "does not beat" in tags["promotion.reason"]
 
 
-def test_a_bayesian_search_trains_one_mapped_task_per_trial_of_one_study(root: Path) -> None:
+def study_and_children(root: Path, dag_run_id: str, parent_run_id: str) -> tuple[dict, list]:
+    """The run's Optuna trials by number, and the parent MLflow run's child runs."""
     import optuna
+
+    study = optuna.load_study(
+        study_name=f"finetune_demo_reviews/{dag_run_id}",
+        storage=f"sqlite:///{root / 'optuna' / 'studies.db'}",
+    )
+    client = tracking.connect()
+    children = client.search_runs(
+        [client.get_run(parent_run_id).info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+    )
+    return {t.number: t for t in study.get_trials()}, children
+
+
+def test_a_bayesian_search_trains_one_mapped_task_per_trial_of_one_study(root: Path) -> None:
 
     from governance.finetune.bayesian import NUMBER_TAG, STATE_TAG
 
@@ -148,18 +163,10 @@ def test_a_bayesian_search_trains_one_mapped_task_per_trial_of_one_study(root: P
     assert (summary["trials"], summary["failed"]) == (3, 0)
     assert summary["complete"] + summary["pruned"] == 3 and summary["complete"] >= 1
 
-    study = optuna.load_study(
-        study_name=f"finetune_demo_reviews/{dag_run.run_id}",
-        storage=f"sqlite:///{root / 'optuna' / 'studies.db'}",
-    )
-    trials = {t.number: t for t in study.get_trials()}
+    trials, children = study_and_children(root, dag_run.run_id, outcome["run_id"])
     assert sorted(t.user_attrs["map_index"] for t in trials.values()) == [0, 1, 2]
-    client = tracking.connect()
-    children = client.search_runs(
-        [client.get_run(outcome["run_id"]).info.experiment_id],
-        filter_string=f"tags.`mlflow.parentRunId` = '{outcome['run_id']}'",
-    )
     assert len(children) == 3
+    client = tracking.connect()
     for child in children:
         trial = trials[int(child.data.tags[NUMBER_TAG])]
         assert child.data.tags[STATE_TAG] == trial.state.name.lower()
@@ -178,3 +185,45 @@ def test_a_bayesian_search_trains_one_mapped_task_per_trial_of_one_study(root: P
     assert competition["chosen"] == better
     evaluation = {a.path for a in client.list_artifacts(outcome["run_id"], "evaluation")}
     assert "evaluation/ensemble.json" in evaluation
+
+
+def test_a_search_trains_each_trial_with_ddp_over_two_processes(root: Path) -> None:
+    """devices: 2 on the CPU: every trial trains in two gloo processes; rank 0 alone logs to
+    MLflow and reports to the study, and both agree on what it reported."""
+    import optuna
+
+    from governance.finetune.bayesian import NUMBER_TAG
+    from governance_airflow.factory import without_deadlines
+    from governance_airflow.finetune_factory import GPU_RESOURCE, build_finetune_dag
+
+    demo = load_contract(contracts_dir() / "demo_reviews.yaml")
+    contract = demo.model_copy(
+        update={"finetune": demo.finetune.model_copy(update={"devices": 2, "ensemble_top_k": 1})}
+    )
+    dag = without_deadlines(build_finetune_dag(contract))
+    train = dag.get_task("train")
+    assert train.pool_slots == 2
+    container = train.executor_config["pod_override"].spec.containers[0]
+    assert container.resources.limits[GPU_RESOURCE] == "2"
+    conf = {"max_seq_length": 24, "accelerator": "cpu", "search": "bayesian", "trials": 2}
+    dag_run = dag.test(run_conf={"version": DAY, "dry_run": True, "strategy": "ddp", **conf})
+    assert "success" in str(dag_run.state), task_states(dag_run)
+    outcome = dag_run.get_task_instance("register").xcom_pull()
+    trials, children = study_and_children(root, dag_run.run_id, outcome["run_id"])
+    assert len(trials) == 2 and len(children) == 2
+    client = tracking.connect()
+    for child in children:
+        assert child.data.tags["training.device"] == "2 x cpu (DDP)"
+        trial = trials[int(child.data.tags[NUMBER_TAG])]
+        logged = [m.value for m in client.get_metric_history(child.info.run_id, "val_macro_f1")]
+        assert logged == pytest.approx(list(trial.intermediate_values.values()))
+        pruned = trial.state == optuna.trial.TrialState.PRUNED
+        assert pruned == bool(trial.user_attrs.get("pruned"))
+
+
+def test_a_form_cannot_ask_for_more_devices_than_the_contract_reserves(root: Path) -> None:
+    from governance.finetune import FinetuneRequest
+
+    contract = load_contract(contracts_dir() / "demo_reviews.yaml")
+    with pytest.raises(ValueError, match="devices: 2 is more than the contract's 1"):
+        FinetuneRequest.from_contract(contract, devices=2)

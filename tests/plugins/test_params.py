@@ -71,9 +71,18 @@ def test_a_governance_form_field_refuses_what_the_contract_refuses(contract, nam
 def test_a_finetune_form_field_refuses_what_the_contract_refuses(contract, name) -> None:
     params = finetune_params(contract)
     for value in probes(params, name):
-        assert form_accepts(params, name, value) == contract_accepts(
-            contract, "finetune", name, value
-        ), (name, value)
+        accepted = contract_accepts(contract, "finetune", name, value)
+        if name == "devices":  # no more than the contract reserves
+            accepted = accepted and value <= contract.finetune.devices
+        assert form_accepts(params, name, value) == accepted, (name, value)
+
+
+def test_the_devices_field_offers_what_the_contract_reserves(contract) -> None:
+    wide = contract.model_copy(
+        update={"finetune": contract.finetune.model_copy(update={"devices": 4})}
+    )
+    params = finetune_params(wide)
+    assert [n for n in range(0, 9) if form_accepts(params, "devices", n)] == [1, 2, 3, 4]
 
 
 def test_an_empty_field_says_which_contract_value_it_keeps(contract) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from governance.errors import InvalidInputError
 from governance.finetune import ensemble
+from governance.finetune.evaluation import average_probabilities
 
 CLASSES = ["negative", "neutral", "positive"]
 
@@ -31,13 +32,13 @@ def test_the_members_are_the_top_finished_trials_and_need_two() -> None:
 def test_the_average_keeps_probabilities_and_refuses_mismatched_members() -> None:
     left = np.array([[0.8, 0.1, 0.1], [0.2, 0.2, 0.6]])
     right = np.array([[0.4, 0.5, 0.1], [0.0, 0.0, 1.0]])
-    mean = ensemble.average([left, right])
+    mean = average_probabilities([left, right])
     assert np.allclose(mean, [[0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
     assert np.allclose(mean.sum(axis=1), 1.0)
     with pytest.raises(InvalidInputError, match="shape"):
-        ensemble.average([left, right[:1]])
+        average_probabilities([left, right[:1]])
     with pytest.raises(InvalidInputError, match="at least one"):
-        ensemble.average([])
+        average_probabilities([])
 
 
 def test_members_wrong_on_different_items_are_right_together() -> None:

@@ -51,7 +51,11 @@ def test_optimizer_decays_matrices_only_and_follows_the_schedule(model: TextClas
     decayed, plain = optimizer.param_groups
     assert decayed["weight_decay"] == 0.05 and plain["weight_decay"] == 0.0
     assert all(p.ndim >= 2 for p in decayed["params"]) and all(p.ndim < 2 for p in plain["params"])
-    assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert len(decayed["params"]) + len(plain["params"]) == len(trainable)
+    # only the encoder's pooler, which mean pooling never uses, is frozen
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {"encoder.pooler.dense.weight", "encoder.pooler.dense.bias"}
     rates = []
     for _ in range(10):
         rates.append(optimizer.param_groups[0]["lr"])

@@ -61,10 +61,14 @@ def assert_same_weights(left: Path, right: Path) -> None:
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
-@pytest.fixture(scope="module")
-def version(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def toy_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("curated") / "toy_reviews" / "2026-01-01"
     return write_version(root, {"train": N_TRAIN, "val": N_VAL, "test": 12})
+
+
+@pytest.fixture(scope="module")
+def version(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return toy_version(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -127,17 +131,25 @@ def test_same_seed_trains_the_same_weights_with_or_without_a_logger(
     assert logged["val_loss"].dropna().iloc[-1] == pytest.approx(expected, rel=1e-4)
 
 
-def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(
-    version: Path, uninterrupted: TrialResult, tmp_path: Path
+def assert_a_kill_resumes_to(
+    uninterrupted: TrialResult, version: Path, config: TrialConfig, folder: Path
 ) -> None:
-    with pytest.raises(RuntimeError, match="worker lost at step 9"):
-        train_trial(version, CONFIG, tmp_path, callbacks=[Interrupt(at_step=9)])
-    resumed = train_trial(version, CONFIG, tmp_path)
+    """Killed at step 9 and run again: resumed from last.ckpt at step 7, it ends with the
+    uninterrupted run's step, score and weights."""
+    with pytest.raises(Exception, match="worker lost at step 9"):
+        train_trial(version, config, folder, callbacks=[Interrupt(at_step=9)])
+    resumed = train_trial(version, config, folder)
     assert resumed.resumed_from_step == 7
     assert resumed.global_step == uninterrupted.global_step
     assert resumed.epochs_run == uninterrupted.epochs_run
     assert resumed.best_val_macro_f1 == uninterrupted.best_val_macro_f1
     assert_same_weights(resumed.last_checkpoint, uninterrupted.last_checkpoint)
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(
+    version: Path, uninterrupted: TrialResult, tmp_path: Path
+) -> None:
+    assert_a_kill_resumes_to(uninterrupted, version, CONFIG, tmp_path)
 
 
 def test_rerunning_a_finished_trial_trains_nothing(

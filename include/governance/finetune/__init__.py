@@ -36,6 +36,7 @@ from governance.finetune import bayesian, ensemble, search
 from governance.finetune.bayesian import BAYESIAN
 from governance.finetune.evaluation import confusion_matrix_png, evaluate_predictions
 from governance.finetune.training import (
+    VAL_METRIC,
     TrialConfig,
     TrialResult,
     load_trained,
@@ -48,7 +49,7 @@ from governance.tracking import promotion, run_inputs, serving
 
 PARENT, TRIAL = "parent", "trial"
 ROLE_TAG, TRIAL_TAG, DRY_RUN_TAG = "governance.role", "governance.trial", "governance.dry_run"
-SELECTION_METRIC = "val_macro_f1"
+SELECTION_METRIC = VAL_METRIC  # trials are selected on the score they train against
 _DEFAULTS = FinetuneSpec()
 TEST_METRIC = "test_macro_f1"
 
@@ -88,6 +89,11 @@ class FinetuneRequest:
         if unknown:
             raise InvalidInputError(f"not a fine-tune setting: {', '.join(sorted(unknown))}")
         trial = TrialConfig(**{k: v for k, v in settings.items() if k in trial_names})
+        if trial.devices > contract.finetune.devices:
+            raise InvalidInputError(
+                f"devices: {trial.devices} is more than the contract's "
+                f"{contract.finetune.devices}, which the gpu pool slots and the pods reserve"
+            )
         own = {k: v for k, v in settings.items() if k in own_names}
         return cls(dataset=contract.name, trial=trial, **own)
 

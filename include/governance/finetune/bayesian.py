@@ -32,7 +32,7 @@ class SearchedTrial:
         index = int(trial["index"])
         study = search.load_study(settings, index)
         proposal = search.propose(study, index, settings.search_space())
-        pruning = search.OptunaPruning(proposal.trial, VAL_METRIC)
+        pruning = search.OptunaPruning(proposal.trial, VAL_METRIC, settings)
         return cls(study, proposal, proposal.configure(trial["config"]), pruning)
 
     def tell(self, value: float) -> str:

@@ -207,12 +207,20 @@ class EpochShuffleSampler(Sampler[int]):
     """A permutation per epoch that depends only on (seed, epoch), resumable mid-epoch.
 
     Call ``set_epoch`` before each epoch (Lightning does); ``resume_at`` makes the next pass
-    skip the rows an interrupted run had already trained on.
+    skip the rows an interrupted run had already trained on. Under DDP each of ``world_size``
+    processes takes every ``world_size``-th row of the permutation from its ``rank`` on (the
+    permutation padded with its own head to a multiple of ``world_size``, so every process
+    trains as many batches): with a per-process batch of ``batch_size / world_size``, step k
+    of all processes together trains batch k of a single process.
     """
 
-    def __init__(self, n_rows: int, seed: int) -> None:
+    def __init__(self, n_rows: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise InvalidInputError(f"rank {rank} outside a world of {world_size}")
         self.n_rows = n_rows
         self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
         self.epoch = 0
         self._skip = 0
 
@@ -220,26 +228,44 @@ class EpochShuffleSampler(Sampler[int]):
         self.epoch = epoch
 
     def resume_at(self, epoch: int, consumed_rows: int) -> None:
+        """``consumed_rows`` counts the rows of all processes together."""
         self.epoch = epoch
         self._skip = consumed_rows
 
     def __len__(self) -> int:
-        return self.n_rows
+        return -(-self.n_rows // self.world_size)
 
     def __iter__(self) -> Iterator[int]:
         order = torch.randperm(self.n_rows, generator=epoch_generator(self.seed, self.epoch))
+        padding = -self.n_rows % self.world_size
+        if padding:
+            order = torch.cat([order, order[:padding]])
         skip, self._skip = self._skip, 0
-        return iter(order[skip:].tolist())
+        return iter(order[skip:][self.rank :: self.world_size].tolist())
+
+
+def _per_process(batch_size: int, world_size: int) -> int:
+    if batch_size % world_size:
+        raise InvalidInputError(
+            f"batch_size {batch_size} does not split evenly over {world_size} processes"
+        )
+    return batch_size // world_size
 
 
 def train_loader(
-    split: TokenizedSplit, batch_size: int, seed: int, num_workers: int = 0
+    split: TokenizedSplit,
+    batch_size: int,
+    seed: int,
+    num_workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
-    """Shuffled batches, trimmed; the sampler is an ``EpochShuffleSampler``."""
+    """Shuffled batches, trimmed; the sampler is an ``EpochShuffleSampler``. ``batch_size`` is
+    the global batch, of which this process (``rank`` of ``world_size``) takes its share."""
     return DataLoader(
         split,
-        batch_size=batch_size,
-        sampler=EpochShuffleSampler(len(split), seed),
+        batch_size=_per_process(batch_size, world_size),
+        sampler=EpochShuffleSampler(len(split), seed, rank, world_size),
         collate_fn=_COLLATE,
         num_workers=num_workers,
         # the loader draws worker seeds from its own generator, never from the global one
@@ -247,11 +273,20 @@ def train_loader(
     )
 
 
-def eval_loader(split: TokenizedSplit, batch_size: int, num_workers: int = 0) -> DataLoader:
-    """Batches in row order, trimmed."""
+def eval_loader(
+    split: TokenizedSplit,
+    batch_size: int,
+    num_workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
+    """Batches in row order, trimmed; under DDP this process's rows (every ``world_size``-th
+    from ``rank``), each row evaluated by exactly one process, none twice."""
+    rows = range(rank, len(split), world_size)
     return DataLoader(
         split,
         batch_size=batch_size,
+        sampler=rows if world_size > 1 else None,
         shuffle=False,
         collate_fn=_COLLATE,
         num_workers=num_workers,
@@ -307,9 +342,16 @@ class VersionDataModule(pl.LightningDataModule):
         assert self._splits is not None
         return self._splits[name]
 
+    def _place(self) -> tuple[int, int]:
+        """This process's rank and the number of processes training together."""
+        trainer = self.trainer
+        return (0, 1) if trainer is None else (trainer.global_rank, trainer.world_size)
+
     def train_dataloader(self) -> DataLoader:
         s = self.settings
-        loader = train_loader(self.split(TRAIN), s.batch_size, s.seed, s.num_workers)
+        loader = train_loader(
+            self.split(TRAIN), s.batch_size, s.seed, s.num_workers, *self._place()
+        )
         if self._resume is not None:
             sampler = cast(EpochShuffleSampler, loader.sampler)  # as train_loader builds it
             sampler.resume_at(*self._resume)
@@ -320,7 +362,8 @@ class VersionDataModule(pl.LightningDataModule):
         return eval_loader(self.split(name), self.settings.batch_size, self.settings.num_workers)
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval(VAL)
+        s = self.settings
+        return eval_loader(self.split(VAL), s.batch_size, s.num_workers, *self._place())
 
     def test_dataloader(self) -> DataLoader:
         return self._eval(TEST)

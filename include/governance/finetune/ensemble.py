@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 from mlflow import MlflowClient
 
-from governance.errors import InvalidInputError
-from governance.finetune.evaluation import evaluate_predictions
+from governance.finetune.evaluation import average_probabilities, evaluate_predictions
 from governance.finetune.search import COMPLETE
 
 ENSEMBLE_TAG = "governance.ensemble"
@@ -31,16 +30,6 @@ def members(results: Sequence[dict[str, Any]], top_k: int) -> list[dict[str, Any
     finished = [r for r in results if r.get("state", COMPLETE) == COMPLETE]
     ranked = sorted(finished, key=lambda r: (-r["val_macro_f1"], r["index"]))
     return ranked[:top_k] if len(ranked) >= 2 else []
-
-
-def average(probabilities: Sequence[np.ndarray]) -> np.ndarray:
-    """The members' class probabilities averaged row by row (rows still sum to 1)."""
-    if not probabilities:
-        raise InvalidInputError("an ensemble needs at least one member")
-    shapes = {p.shape for p in probabilities}
-    if len(shapes) != 1:
-        raise InvalidInputError(f"members disagree on the shape of their output: {shapes}")
-    return np.mean(np.stack(probabilities), axis=0)
 
 
 @dataclass(frozen=True)
@@ -68,7 +57,7 @@ def compete(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Score the mean of the test probabilities of ``best`` (``single``) and ``others`` against
     ``best`` alone; returns the summary and the winner's probabilities."""
-    combined = average([single, *(probabilities_of(member) for member in others)])
+    combined = average_probabilities([single, *(probabilities_of(member) for member in others)])
     single_f1 = evaluate_predictions(labels, single, classes)["macro_f1"]
     ensemble_f1 = evaluate_predictions(labels, combined, classes)["macro_f1"]
     verdict = judge(ensemble_f1, single_f1, margin)

@@ -148,7 +148,23 @@ def confusion_matrix_png(matrix: Sequence[Sequence[int]], classes: list[str], ti
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title)
+    return figure_png(figure)
+
+
+def figure_png(figure: Figure) -> bytes:
+    """The figure as PNG bytes, laid out, with no software stamp (equal figures, equal bytes)."""
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
+
+
+def average_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """Several models' class probabilities averaged row by row (rows still sum to 1): an
+    ensemble's prediction, in training's competition and in the served model alike."""
+    if not probabilities:
+        raise InvalidInputError("an ensemble needs at least one member")
+    shapes = {p.shape for p in probabilities}
+    if len(shapes) != 1:
+        raise InvalidInputError(f"members disagree on the shape of their output: {shapes}")
+    return np.mean(np.stack(probabilities), axis=0)

@@ -58,6 +58,11 @@ class LossMean:
             raise InvalidInputError("no loss was added")
         return self.total / self.rows
 
+    def sum_and_rows(self, device: torch.device) -> torch.Tensor:
+        """(sum, rows) as one tensor, for a reduction over DDP processes."""
+        total = torch.zeros((), device=device) if self.total is None else self.total
+        return torch.stack([total.float(), torch.tensor(float(self.rows), device=device)])
+
 
 class TextClassifier(pl.LightningModule):
     """Sentence classifier fine-tuned end to end; ``forward`` returns logits."""
@@ -78,6 +83,11 @@ class TextClassifier(pl.LightningModule):
         self.save_hyperparameters()
         self.classes = list(classes)
         self.encoder = load_encoder()
+        # The encoder's pooler is never used (mean pooling instead): frozen, so DDP does not
+        # wait for gradients it will never get. It got none before either.
+        pooler = getattr(self.encoder, "pooler", None)
+        if pooler is not None:
+            pooler.requires_grad_(False)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.config.hidden_size, len(classes))
         self._train_loss = LossMean()
@@ -116,10 +126,21 @@ class TextClassifier(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._train_loss = LossMean()
 
+    def _summed(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The sum over all DDP processes (each saw its own rows); the tensor itself on one."""
+        if self.trainer.world_size == 1:
+            return tensor
+        return self.trainer.strategy.reduce(tensor, reduce_op="sum")
+
+    def _mean_loss(self, loss: LossMean) -> torch.Tensor:
+        total, rows = self._summed(loss.sum_and_rows(self.device))
+        return total / rows
+
     def on_train_epoch_end(self) -> None:
-        # after a mid-epoch resume this covers the part of the epoch trained since the resume
+        # after a mid-epoch resume this covers the part of the epoch trained since the resume;
+        # every DDP process trains as many batches, so all of them take this branch or none
         if self._train_loss.rows:
-            self.log("train_loss_epoch", self._train_loss.mean())
+            self.log("train_loss_epoch", self._mean_loss(self._train_loss))
 
     def on_validation_epoch_start(self) -> None:
         self._val_loss = LossMean()
@@ -134,9 +155,11 @@ class TextClassifier(pl.LightningModule):
         self._val_confusion += torch.bincount(pairs, minlength=self.n_classes**2)
 
     def on_validation_epoch_end(self) -> None:
-        matrix = self._val_confusion.view(self.n_classes, self.n_classes).cpu().numpy()
+        # under DDP each process validated its own rows: the scores are those of the sums
+        confusion = self._summed(self._val_confusion)
+        matrix = confusion.view(self.n_classes, self.n_classes).cpu().numpy()
         _, macro_f1 = f1_from_confusion(matrix)
-        self.log("val_loss", self._val_loss.mean())
+        self.log("val_loss", self._mean_loss(self._val_loss))
         self.log("val_macro_f1", macro_f1)
         self.log("val_accuracy", accuracy_from_confusion(matrix))
 

@@ -12,9 +12,9 @@ No Airflow and no experiment tracker here.
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,15 +34,25 @@ from optuna.trial import FrozenTrial, TrialState
 from pytorch_lightning.callbacks import Callback
 
 from governance.contract_finetune import PrunerKind, SearchSpace
+from governance.finetune.evaluation import figure_png
 
 # The trial's user attribute that ties an Optuna trial to the mapped task that trains it.
 MAP_INDEX_ATTR = "map_index"
+# Set on a trial when its pruner stopped it, by whichever process trained it.
+PRUNED_ATTR = "pruned"
 # Trial settings the search space decides; the rest of a trial's configuration is the request's.
 SEARCHED = ("learning_rate", "batch_size", "weight_decay", "warmup_ratio", "epochs")
 DEFAULT_STORAGE = "optuna/studies.db"
 # A trial that never reported (killed before its first epoch ended) is closed as failed.
 FAILED, COMPLETE, PRUNED = "fail", "complete", "pruned"
-_STATES = {TrialState.COMPLETE: COMPLETE, TrialState.PRUNED: PRUNED, TrialState.FAIL: FAILED}
+RUNNING = "running"
+_STATES = {
+    TrialState.COMPLETE: COMPLETE,
+    TrialState.PRUNED: PRUNED,
+    TrialState.FAIL: FAILED,
+    TrialState.RUNNING: RUNNING,
+    TrialState.WAITING: "waiting",
+}
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -154,7 +164,7 @@ class Proposal:
     number: int
     params: dict[str, Any]
     trial: optuna.Trial | None
-    state: str = "running"
+    state: str = RUNNING
 
     def configure(self, base: dict[str, Any]) -> dict[str, Any]:
         """The trial's configuration: the request's, with the searched settings replaced."""
@@ -185,33 +195,78 @@ def propose(study: optuna.Study, index: int, space: SearchSpace) -> Proposal:
 class OptunaPruning(Callback):
     """Reports validation macro-F1 after every epoch and stops the trial when the pruner says
     so. A trial already told trains nothing more; a resumed one that was due to be pruned
-    stops before training."""
+    stops before training.
 
-    def __init__(self, trial: optuna.Trial | None, monitor: str) -> None:
+    Under DDP the process of rank 0 alone reports and decides, and tells the others, so all of
+    them stop together. A spawned process receives a pickled copy of this callback: the copy
+    opens the study again from ``settings`` (an Optuna study does not pickle), and the decision
+    to prune is kept in the trial's user attributes, where the caller's copy reads it."""
+
+    def __init__(
+        self, trial: optuna.Trial | None, monitor: str, settings: SearchSettings | None = None
+    ) -> None:
         self.trial = trial
         self.monitor = monitor
-        self.pruned = False
+        self.settings = settings
+        self._told = trial is None
+        self._trial_id = None if trial is None else trial._trial_id
+        self._pruned = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.settings is None and self.trial is not None:
+            raise TypeError("an OptunaPruning without settings cannot cross into a process")
+        return {**self.__dict__, "trial": None}
+
+    def _open(self) -> optuna.Trial:
+        if self.trial is None:
+            assert self.settings is not None and self._trial_id is not None
+            self.trial = optuna.Trial(load_study(self.settings), self._trial_id)
+        return self.trial
+
+    @property
+    def pruned(self) -> bool:
+        if self._pruned or self._told:
+            return self._pruned
+        trial = self._open()
+        stored = trial.study.get_trials(deepcopy=False)[trial.number].user_attrs
+        return bool(stored.get(PRUNED_ATTR))
+
+    def _decide(self, trainer: pl.Trainer, prune: Callable[[optuna.Trial], bool]) -> None:
+        """Rank 0 asks the pruner; every process stops with it."""
+        decision = False
+        if trainer.is_global_zero:
+            trial = self._open()
+            decision = prune(trial)
+            if decision:
+                trial.set_user_attr(PRUNED_ATTR, True)
+        if trainer.world_size > 1:
+            decision = trainer.strategy.broadcast(decision, src=0)
+        if decision:
+            self._pruned = trainer.should_stop = True
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.trial is None:
+        if self._told:
             trainer.should_stop = True
-        elif self._reported() and self.trial.should_prune():
-            self.pruned = trainer.should_stop = True
+            return
 
-    def _reported(self) -> bool:
-        assert self.trial is not None
-        trials = self.trial.study.get_trials(deepcopy=False)
-        return bool(trials[self.trial.number].intermediate_values)
+        def due(trial: optuna.Trial) -> bool:
+            reported = trial.study.get_trials(deepcopy=False)[trial.number].intermediate_values
+            return bool(reported) and trial.should_prune()
+
+        self._decide(trainer, due)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.trial is None or trainer.sanity_checking:
+        if self._told or trainer.sanity_checking:
             return
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             return
-        self.trial.report(float(value), step=trainer.current_epoch)
-        if self.trial.should_prune():
-            self.pruned = trainer.should_stop = True
+
+        def report(trial: optuna.Trial) -> bool:
+            trial.report(float(value), step=trainer.current_epoch)
+            return trial.should_prune()
+
+        self._decide(trainer, report)
 
 
 def tell(study: optuna.Study, proposal: Proposal, value: float, pruned: bool) -> str:
@@ -240,7 +295,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
         {
             "number": t.number,
             MAP_INDEX_ATTR: t.user_attrs.get(MAP_INDEX_ATTR),
-            "state": _STATES.get(t.state, t.state.name.lower()),
+            "state": _STATES[t.state],
             "value": t.value,
             "params": t.params,
             "intermediate_values": {str(k): v for k, v in sorted(t.intermediate_values.items())},
@@ -274,13 +329,6 @@ def importances(study: optuna.Study) -> dict[str, float] | None:
     return {name: float(value) for name, value in found.items()}
 
 
-def _png(figure: Figure) -> bytes:
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
-
-
 def history_png(rows: list[dict[str, Any]], title: str) -> bytes:
     """Each trial's validation macro-F1 (pruned trials at their last report) and the best so
     far, in trial order."""
@@ -299,7 +347,7 @@ def history_png(rows: list[dict[str, Any]], title: str) -> bytes:
     axes.set_ylabel("validation macro-F1")
     axes.set_title(title)
     axes.legend(loc="best")
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _plotted(values: list[float | None]) -> list[float]:
@@ -322,4 +370,4 @@ def importances_png(found: dict[str, float], title: str) -> bytes:
     axes.barh(names, [found[n] for n in names])
     axes.set_xlabel("importance (fANOVA)")
     axes.set_title(title)
-    return _png(figure)
+    return figure_png(figure)

@@ -7,11 +7,19 @@ with the same folder resumes from ``last.ckpt`` and, on one device, finishes wit
 weights as a run that was never interrupted: the batch order, the random state behind dropout,
 the optimiser and the schedule are all restored. A finished trial rerun trains nothing more.
 
+With ``devices`` above 1 (or ``strategy: ddp``) the trial trains with Lightning's DDP in as many
+spawned processes, gloo on the CPU and NCCL on GPUs. ``batch_size`` stays the global batch: each
+process takes its interleaved share of every batch, so a step sees the rows one process would
+have seen. The processes report back through ``outcome.json`` in the checkpoint folder, written
+by rank 0 when training ends, because a spawned process's objects never return to the caller.
+
 No Airflow and no experiment tracker here: callers pass a Lightning logger and callbacks in.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -24,8 +32,10 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import Logger
+from pytorch_lightning.strategies import DDPStrategy
 from torch.utils.data import DataLoader
 
+from governance.contract_finetune import check_batch_split
 from governance.contracts import FinetuneSpec
 from governance.errors import InvalidInputError
 from governance.finetune.data import TRAIN, VAL, DataSettings, VersionDataModule
@@ -33,11 +43,15 @@ from governance.finetune.model import TextClassifier
 
 VAL_METRIC = "val_macro_f1"
 LAST_CHECKPOINT = "last.ckpt"
+OUTCOME = "outcome.json"
 Accelerator = Literal["auto", "cpu", "gpu"]
+Strategy = Literal["auto", "ddp"]
 # The contract's fine-tune defaults are the defaults of a trial too.
 _DEFAULTS = FinetuneSpec()
 # Pre-tokenised tensors need no loader workers, so Lightning's advice to add some is noise.
-_IGNORED_WARNINGS = (r".*does not have many workers.*",)
+# Validation metrics are reduced across DDP processes before they are logged (see the model), so
+# Lightning's advice to sync them again is noise too.
+_IGNORED_WARNINGS = (r".*does not have many workers.*", r".*sync_dist=True.*")
 # On a resume the folder holds the interrupted attempt's checkpoints, and the data module restores
 # the batch order itself (see VersionDataModule): Lightning's warnings about both are noise then.
 _IGNORED_ON_RESUME = (
@@ -56,6 +70,8 @@ class TrialConfig:
     max_seq_length: int = _DEFAULTS.max_seq_length
     seed: int = _DEFAULTS.seed
     accelerator: Accelerator = "auto"
+    devices: int = _DEFAULTS.devices
+    strategy: Strategy = _DEFAULTS.strategy
     max_train_rows: int | None = _DEFAULTS.max_train_rows
     max_eval_rows: int | None = _DEFAULTS.max_eval_rows
     patience: int = _DEFAULTS.patience
@@ -64,7 +80,7 @@ class TrialConfig:
     checkpoint_every_n_steps: int = 200
 
     def __post_init__(self) -> None:
-        positive = ("epochs", "batch_size", "max_seq_length", "patience")
+        positive = ("epochs", "batch_size", "max_seq_length", "patience", "devices")
         for name in (*positive, "checkpoint_every_n_steps"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"{name}: must be at least 1, got {getattr(self, name)}")
@@ -78,6 +94,9 @@ class TrialConfig:
             raise InvalidInputError(
                 f"accelerator: must be auto, cpu or gpu, got {self.accelerator!r}"
             )
+        if self.strategy not in ("auto", "ddp"):
+            raise InvalidInputError(f"strategy: must be auto or ddp, got {self.strategy!r}")
+        check_batch_split(self.batch_size, self.devices)
         # row limits are checked by DataSettings
         self.data_settings()
 
@@ -89,6 +108,10 @@ class TrialConfig:
             max_train_rows=self.max_train_rows,
             max_eval_rows=self.max_eval_rows,
         )
+
+    @property
+    def distributed(self) -> bool:
+        return self.devices > 1 or self.strategy == "ddp"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,15 +143,31 @@ def resolve_accelerator(choice: Accelerator) -> tuple[str, str]:
     return "cpu", "32-true"
 
 
-def trainer_options(accelerator: str, precision: str) -> dict[str, Any]:
+def ddp_strategy(accelerator: str) -> DDPStrategy:
+    """DDP in spawned processes: the only launcher that works from inside a worker's task (the
+    default one runs the command line again, which is the worker's). The encoder's buffers are
+    constants, so DDP need not broadcast them before every forward pass."""
+    return DDPStrategy(
+        start_method="spawn",
+        process_group_backend="gloo" if accelerator == "cpu" else "nccl",
+        forward_sync_buffers=False,
+    )
+
+
+def trainer_options(
+    accelerator: str, precision: str, devices: int = 1, distributed: bool = False
+) -> dict[str, Any]:
     """Trainer settings shared by trials and the benchmark, so the benchmark measures these.
 
     Deterministic kernels only on the CPU, where they cost nothing measurable; on a GPU they would
-    slow the embedding backward pass and need a fixed cuBLAS workspace.
+    slow the embedding backward pass and need a fixed cuBLAS workspace. The data module shards
+    batches over DDP processes itself, so Lightning must not add its own sampler.
     """
     return {
         "accelerator": accelerator,
-        "devices": 1,
+        "devices": devices,
+        "strategy": ddp_strategy(accelerator) if distributed else "auto",
+        "use_distributed_sampler": False,
         "precision": precision,
         "deterministic": accelerator == "cpu",
         "enable_progress_bar": False,
@@ -136,10 +175,11 @@ def trainer_options(accelerator: str, precision: str) -> dict[str, Any]:
     }
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: torch.device, world_size: int = 1) -> str:
+    name = str(device)
     if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return str(device)
+        name = f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"{world_size} x {name} (DDP)" if world_size > 1 else name
 
 
 def _synchronize(device: torch.device) -> None:
@@ -162,6 +202,8 @@ class TrainingThroughput(Callback):
 
     @property
     def samples_per_second(self) -> float | None:
+        """Rows per second of this process; under DDP every process trains as many rows at
+        once, so the trial's figure is this times the world size."""
         return self.rows / self.seconds if self.rows and self.seconds > 0 else None
 
     def on_train_batch_start(
@@ -199,17 +241,39 @@ class TrainingThroughput(Callback):
         self._close_span(pl_module)
 
 
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 class RandomStateCheckpoint(Callback):
     """Keeps the global torch random state in checkpoints, so dropout after a resume draws what
-    it would have drawn without the interruption."""
+    it would have drawn without the interruption. Under DDP each process draws its own masks
+    (its batches are trimmed to other lengths), so the checkpoint keeps every process's state:
+    every process builds the checkpoint, and rank 0 writes it."""
 
-    def state_dict(self) -> dict[str, Any]:
+    @staticmethod
+    def _own() -> dict[str, Any]:
         state: dict[str, Any] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
+    def state_dict(self) -> dict[str, Any]:
+        _, world = _rank_and_world()
+        if world == 1:
+            return self._own()
+        states: list[Any] = [None] * world
+        torch.distributed.all_gather_object(states, self._own())
+        return {"per_rank": states}
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        rank, _ = _rank_and_world()
+        if "per_rank" in state_dict:
+            # resumed on fewer or more processes than it was saved from: the nearest stream
+            states = state_dict["per_rank"]
+            state_dict = states[min(rank, len(states) - 1)]
         torch.set_rng_state(state_dict["torch"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
@@ -225,6 +289,55 @@ class KeepEarlyStop(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.early_stopping.wait_count >= self.early_stopping.patience:
             trainer.should_stop = True
+
+
+class IgnoredWarnings(Callback):
+    """Lightning's warnings that are noise for a trial, ignored in every process that trains
+    it (spawned DDP processes start with fresh warning filters)."""
+
+    def __init__(self, messages: Sequence[str]) -> None:
+        self.messages = tuple(messages)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        for message in self.messages:
+            warnings.filterwarnings("ignore", message=message)
+
+
+class TrialOutcome(Callback):
+    """Saves the final state to ``last.ckpt`` and, from rank 0, the trial's figures to
+    ``outcome.json``, when the fit ends: the same way back to the caller for one process and
+    for DDP's spawned ones. At the end of the fit, not of training: a finished trial resumed
+    trains nothing, and Lightning then skips the training hooks."""
+
+    def __init__(
+        self, checkpoint_dir: Path, best: ModelCheckpoint, throughput: TrainingThroughput
+    ) -> None:
+        self.checkpoint_dir = checkpoint_dir
+        self.best = best
+        self.throughput = throughput
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # every rank calls it: saving waits for all of them
+        trainer.save_checkpoint(self.checkpoint_dir / LAST_CHECKPOINT, weights_only=False)
+        if not trainer.is_global_zero:
+            return
+        rate = self.throughput.samples_per_second
+        outcome = {
+            "best_val_macro_f1": None
+            if self.best.best_model_score is None
+            else float(self.best.best_model_score),
+            "best_checkpoint": self.best.best_model_path,
+            "epochs_run": trainer.current_epoch,
+            "global_step": trainer.global_step,
+            "samples_per_second": None if rate is None else rate * trainer.world_size,
+            "precision": str(trainer.precision),
+            "device": describe_device(trainer.strategy.root_device, trainer.world_size),
+        }
+        # atomic: a kill leaves no half-written file
+        path = self.checkpoint_dir / OUTCOME
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(outcome, indent=2))
+        os.replace(partial, path)
 
 
 def checkpoint_step(path: Path) -> int:
@@ -268,17 +381,19 @@ def _fit_or_resume(
     trainer: pl.Trainer, model: TextClassifier, data: VersionDataModule, last_path: Path
 ) -> int | None:
     """Fit, from ``last_path`` where an interrupted try left it; returns the step resumed
-    from (None for a fresh start)."""
+    from (None for a fresh start). ``TrialOutcome`` saves the final state too, so that running
+    a finished trial again trains nothing."""
     resumed_from = checkpoint_step(last_path) if last_path.exists() else None
+    (last_path.parent / OUTCOME).unlink(missing_ok=True)
+    ignored = _IGNORED_WARNINGS + (_IGNORED_ON_RESUME if resumed_from is not None else ())
+    trainer.callbacks.append(IgnoredWarnings(ignored))  # type: ignore[attr-defined]
     with warnings.catch_warnings():
-        ignored = _IGNORED_WARNINGS + (_IGNORED_ON_RESUME if resumed_from is not None else ())
+        # the filters a callback sets in this process end with the fit
         for message in ignored:
             warnings.filterwarnings("ignore", message=message)
         trainer.fit(
             model, datamodule=data, ckpt_path=last_path if resumed_from is not None else None
         )
-    # the final state too, so that running a finished trial again trains nothing
-    trainer.save_checkpoint(last_path, weights_only=False)
     return resumed_from
 
 
@@ -299,6 +414,10 @@ def train_trial(
     version_dir, checkpoint_dir = Path(version_dir), Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     accelerator, precision = resolve_accelerator(config.accelerator)
+    if accelerator == "gpu" and config.devices > torch.cuda.device_count():
+        raise InvalidInputError(
+            f"devices: {config.devices} GPUs requested, torch sees {torch.cuda.device_count()}"
+        )
     pl.seed_everything(config.seed, workers=True, verbose=False)
     data = _prepared_data(version_dir, config)
     model = TextClassifier(
@@ -311,7 +430,7 @@ def train_trial(
     early = EarlyStopping(monitor=VAL_METRIC, mode="max", patience=config.patience)
     throughput = TrainingThroughput()
     trainer = pl.Trainer(
-        **trainer_options(accelerator, precision),
+        **trainer_options(accelerator, precision, config.devices, config.distributed),
         max_epochs=config.epochs,
         logger=logger if logger is not None else False,
         log_every_n_steps=log_every_n_steps,
@@ -321,24 +440,26 @@ def train_trial(
             KeepEarlyStop(early),
             throughput,
             early,
+            TrialOutcome(checkpoint_dir, best, throughput),
             best,
             last,
         ],
     )
     last_path = checkpoint_dir / LAST_CHECKPOINT
     resumed_from = _fit_or_resume(trainer, model, data, last_path)
-    if best.best_model_score is None:
+    outcome = json.loads((checkpoint_dir / OUTCOME).read_text())
+    if outcome["best_val_macro_f1"] is None:
         raise RuntimeError(f"{checkpoint_dir}: training ended without a validation score")
     return TrialResult(
-        best_val_macro_f1=float(best.best_model_score),
-        best_checkpoint=Path(best.best_model_path),
+        best_val_macro_f1=outcome["best_val_macro_f1"],
+        best_checkpoint=Path(outcome["best_checkpoint"]),
         last_checkpoint=last_path,
-        epochs_run=trainer.current_epoch,
-        global_step=trainer.global_step,
+        epochs_run=outcome["epochs_run"],
+        global_step=outcome["global_step"],
         resumed_from_step=resumed_from,
-        samples_per_second=throughput.samples_per_second,
-        precision=str(trainer.precision),
-        device=describe_device(trainer.strategy.root_device),
+        samples_per_second=outcome["samples_per_second"],
+        precision=outcome["precision"],
+        device=outcome["device"],
         classes=tuple(data.classes),
     )
 

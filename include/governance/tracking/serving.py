@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow
 import mlflow.pyfunc
-import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
@@ -120,6 +119,7 @@ class TextClassifierModel(PythonModel):
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         from governance.finetune.data import eval_loader, tokenize_split
+        from governance.finetune.evaluation import average_probabilities
         from governance.finetune.training import predict_probabilities
 
         if not self._models or self._settings is None:
@@ -134,7 +134,7 @@ class TextClassifierModel(PythonModel):
         )
         loader = eval_loader(split, settings.batch_size)
         each = [predict_probabilities(model, loader) for model in self._models]
-        probabilities = np.mean(np.stack(each), axis=0)
+        probabilities = average_probabilities(each)
         return pd.DataFrame(probabilities.astype("float64"), columns=list(settings.classes))
 
 
