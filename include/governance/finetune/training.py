@@ -11,7 +11,7 @@ With ``devices`` above 1 (or ``strategy: ddp``) the trial trains with Lightning'
 spawned processes, gloo on the CPU and NCCL on GPUs. ``batch_size`` stays the global batch: each
 process takes its interleaved share of every batch, so a step sees the rows one process would
 have seen. The processes report back through ``outcome.json`` in the checkpoint folder, written
-by rank 0 when training ends, because a spawned process's objects never return to the caller.
+by rank 0 when the fit ends, because a spawned process's objects never return to the caller.
 
 No Airflow and no experiment tracker here: callers pass a Lightning logger and callbacks in.
 """
@@ -19,7 +19,6 @@ No Airflow and no experiment tracker here: callers pass a Lightning logger and c
 from __future__ import annotations
 
 import json
-import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from governance.contracts import FinetuneSpec
 from governance.errors import InvalidInputError
 from governance.finetune.data import TRAIN, VAL, DataSettings, VersionDataModule
 from governance.finetune.model import TextClassifier
+from governance.publish import write_json_atomic
 
 VAL_METRIC = "val_macro_f1"
 LAST_CHECKPOINT = "last.ckpt"
@@ -333,11 +333,7 @@ class TrialOutcome(Callback):
             "precision": str(trainer.precision),
             "device": describe_device(trainer.strategy.root_device, trainer.world_size),
         }
-        # atomic: a kill leaves no half-written file
-        path = self.checkpoint_dir / OUTCOME
-        partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(outcome, indent=2))
-        os.replace(partial, path)
+        write_json_atomic(self.checkpoint_dir / OUTCOME, outcome)
 
 
 def checkpoint_step(path: Path) -> int:
