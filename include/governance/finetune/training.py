@@ -133,12 +133,17 @@ class TrialResult:
     classes: tuple[str, ...]
 
 
-def resolve_accelerator(choice: Accelerator) -> tuple[str, str]:
-    """Lightning accelerator and precision: bf16 mixed on a CUDA GPU, full fp32 on the CPU."""
+def resolve_accelerator(choice: Accelerator, devices: int = 1) -> tuple[str, str]:
+    """Lightning accelerator and precision: bf16 mixed on a CUDA GPU, full fp32 on the CPU.
+    On GPUs, ``devices`` of them must be visible."""
     cuda = torch.cuda.is_available()
     if choice == "gpu" and not cuda:
         raise InvalidInputError("accelerator 'gpu' requested, but torch sees no CUDA device")
     if choice == "gpu" or (choice == "auto" and cuda):
+        if devices > torch.cuda.device_count():
+            raise InvalidInputError(
+                f"devices: {devices} GPUs requested, torch sees {torch.cuda.device_count()}"
+            )
         return "gpu", "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "cpu", "32-true"
 
@@ -393,6 +398,27 @@ def _fit_or_resume(
     return resumed_from
 
 
+def _read_outcome(
+    checkpoint_dir: Path, resumed_from: int | None, classes: Sequence[str]
+) -> TrialResult:
+    """The result a fit left in ``outcome.json`` (see ``TrialOutcome``)."""
+    outcome = json.loads((checkpoint_dir / OUTCOME).read_text())
+    if outcome["best_val_macro_f1"] is None:
+        raise RuntimeError(f"{checkpoint_dir}: training ended without a validation score")
+    return TrialResult(
+        best_val_macro_f1=outcome["best_val_macro_f1"],
+        best_checkpoint=Path(outcome["best_checkpoint"]),
+        last_checkpoint=checkpoint_dir / LAST_CHECKPOINT,
+        epochs_run=outcome["epochs_run"],
+        global_step=outcome["global_step"],
+        resumed_from_step=resumed_from,
+        samples_per_second=outcome["samples_per_second"],
+        precision=outcome["precision"],
+        device=outcome["device"],
+        classes=tuple(classes),
+    )
+
+
 def train_trial(
     version_dir: Path,
     config: TrialConfig,
@@ -409,11 +435,7 @@ def train_trial(
     """
     version_dir, checkpoint_dir = Path(version_dir), Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    accelerator, precision = resolve_accelerator(config.accelerator)
-    if accelerator == "gpu" and config.devices > torch.cuda.device_count():
-        raise InvalidInputError(
-            f"devices: {config.devices} GPUs requested, torch sees {torch.cuda.device_count()}"
-        )
+    accelerator, precision = resolve_accelerator(config.accelerator, config.devices)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     data = _prepared_data(version_dir, config)
     model = TextClassifier(
@@ -443,21 +465,7 @@ def train_trial(
     )
     last_path = checkpoint_dir / LAST_CHECKPOINT
     resumed_from = _fit_or_resume(trainer, model, data, last_path)
-    outcome = json.loads((checkpoint_dir / OUTCOME).read_text())
-    if outcome["best_val_macro_f1"] is None:
-        raise RuntimeError(f"{checkpoint_dir}: training ended without a validation score")
-    return TrialResult(
-        best_val_macro_f1=outcome["best_val_macro_f1"],
-        best_checkpoint=Path(outcome["best_checkpoint"]),
-        last_checkpoint=last_path,
-        epochs_run=outcome["epochs_run"],
-        global_step=outcome["global_step"],
-        resumed_from_step=resumed_from,
-        samples_per_second=outcome["samples_per_second"],
-        precision=outcome["precision"],
-        device=outcome["device"],
-        classes=tuple(data.classes),
-    )
+    return _read_outcome(checkpoint_dir, resumed_from, data.classes)
 
 
 def load_trained(checkpoint: Path) -> TextClassifier:
